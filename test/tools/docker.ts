@@ -1,0 +1,296 @@
+/**
+ * A private Docker engine for tests, and test images made without any network.
+ *
+ * Each `startDockerd()` call runs its own `dockerd` on its own unix socket. Daemons never share
+ * a data root: the data roots live in numbered slots under `toolsDir()/docker/slot-N/data`, and a
+ * daemon holds an exclusive flock on its slot's `lock` file for as long as it (and the containerd
+ * it manages) runs, so concurrent test files each get a different slot and a slot left by a
+ * finished run is reused with its images. A daemon killed without warning releases its slot when
+ * the process dies. Sockets, exec-root, pidfile, log and the CLI config are in a fresh temporary
+ * directory per daemon (unix socket paths must stay short).
+ */
+import { spawn } from 'node:child_process';
+import { createCipheriv, createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { chmod, copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { runChecked, runCommand, stopProcess, tailFile, waitUntil } from './processes.js';
+import { toolPath, toolsDir } from './tools.js';
+
+/** How many daemons may run at once from one tools dir (one per concurrent test file is plenty). */
+const MAX_SLOTS = 8;
+
+/** Exit status of the lock wrapper when another daemon holds the slot. */
+const SLOT_BUSY = 75;
+
+/** A running private Docker engine. */
+export interface Dockerd {
+  /** `unix:///…/docker.sock`, the value of DOCKER_HOST. */
+  host: string;
+  /** `process.env` plus DOCKER_HOST and a private DOCKER_CONFIG; pass it to every `docker` call (run `toolPath('docker')`). */
+  env: NodeJS.ProcessEnv;
+  /** The daemon's data root (kept between runs, so images survive). */
+  dataRoot: string;
+  /** The daemon's log file (deleted by stop()). */
+  logFile: string;
+  /** Stops the daemon (SIGTERM, waits for it and its containerd to exit) and removes its temporary files; safe to call twice. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a private `dockerd` (`--iptables=false --bridge=none --storage-driver=vfs`, private data root,
+ * exec root, pidfile and socket) in the first free slot and resolves once `docker info` answers.
+ */
+export async function startDockerd(opts: { signal?: AbortSignal } = {}): Promise<Dockerd> {
+  const dockerd = toolPath('dockerd');
+  const docker = toolPath('docker');
+  toolPath('flock');
+  for (let slot = 0; slot < MAX_SLOTS; slot++) {
+    opts.signal?.throwIfAborted();
+    const started = await startInSlot(dockerd, docker, slot, opts.signal);
+    if (started !== undefined) return started;
+  }
+  throw new Error(`All ${String(MAX_SLOTS)} dockerd slots under ${join(toolsDir(), 'docker')} are in use (is a stray dockerd still running?)`);
+}
+
+/** Starts dockerd in `slot`; resolves undefined when another daemon holds that slot. */
+async function startInSlot(dockerd: string, docker: string, slot: number, signal: AbortSignal | undefined): Promise<Dockerd | undefined> {
+  const slotDir = join(toolsDir(), 'docker', `slot-${String(slot)}`);
+  const dataRoot = join(slotDir, 'data');
+  await mkdir(slotDir, { recursive: true });
+  const runDir = await mkdtemp(join(tmpdir(), 'berth-dockerd-'));
+  const socket = join(runDir, 'docker.sock');
+  const execRoot = join(runDir, 'exec');
+  const logFile = join(runDir, 'dockerd.log');
+  const daemonConfig = join(runDir, 'daemon.json');
+  const cliConfig = join(runDir, 'cli');
+  // An empty daemon.json so a machine's /etc/docker/daemon.json (mirrors, proxies) never applies.
+  await writeFile(daemonConfig, '{}\n');
+  await mkdir(cliConfig);
+  const args = [
+    `--data-root=${dataRoot}`,
+    `--exec-root=${execRoot}`,
+    `--pidfile=${join(runDir, 'dockerd.pid')}`,
+    `--host=unix://${socket}`,
+    `--config-file=${daemonConfig}`,
+    '--iptables=false',
+    '--ip6tables=false',
+    '--ip-masq=false',
+    '--bridge=none',
+    '--storage-driver=vfs',
+    // If a system containerd runs, dockerd uses it instead of its own: keep each slot in its own namespaces there.
+    `--containerd-namespace=berth-slot-${String(slot)}`,
+    `--containerd-plugins-namespace=berth-slot-${String(slot)}-plugins`,
+  ];
+  const log = createWriteStream(logFile);
+  await once(log, 'open');
+  // bash takes the slot's lock on fd 9 and then becomes dockerd, which keeps fd 9 (and so the lock) until it exits.
+  const script = `exec 9>>"$1"; flock --nonblock 9 || exit ${String(SLOT_BUSY)}; shift; exec "$@"`;
+  const child = spawn('bash', ['-c', script, 'berth-dockerd', join(slotDir, 'lock'), dockerd, ...args], {
+    stdio: ['ignore', log, log],
+  });
+  let spawnError: Error | undefined;
+  child.once('error', (err) => {
+    spawnError = err;
+  });
+  const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: cliConfig };
+  for (const key of ['DOCKER_CONTEXT', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH']) delete env[key];
+
+  let stopped: Promise<void> | undefined;
+  const stop = async (): Promise<void> => {
+    stopped ??= (async () => {
+      await stopProcess(child, 30_000);
+      await killLeftoverContainerd(execRoot);
+      log.close();
+      await rm(runDir, { recursive: true, force: true });
+    })();
+    await stopped;
+  };
+
+  let busy = false;
+  try {
+    await waitUntil(
+      async () => {
+        signal?.throwIfAborted();
+        if (spawnError) throw spawnError;
+        if (child.exitCode === SLOT_BUSY) {
+          busy = true;
+          return true;
+        }
+        if (child.exitCode !== null || child.signalCode !== null) {
+          throw new Error(`dockerd exited (${String(child.exitCode ?? child.signalCode)}) before it was ready:\n${await tailFile(logFile)}`);
+        }
+        if (!existsSync(socket)) return false;
+        const info = await runCommand(docker, ['info', '--format', '{{.ServerVersion}}'], { env, timeoutMs: 10_000 });
+        return info.code === 0;
+      },
+      { timeoutMs: 60_000, intervalMs: 200, what: `dockerd on ${socket}`, describe: () => tailFile(logFile) },
+    );
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  if (busy) {
+    await stop();
+    return undefined;
+  }
+  // Untagged leftovers of earlier runs only cost disk (vfs copies every layer in full).
+  await runChecked(docker, ['image', 'prune', '--force'], { env });
+  return { host: `unix://${socket}`, env, dataRoot, logFile, stop };
+}
+
+/** After a forced stop, dockerd's managed containerd may outlive it; end it by its pidfile. */
+async function killLeftoverContainerd(execRoot: string): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number.parseInt(await readFile(join(execRoot, 'containerd', 'containerd.pid'), 'utf8'), 10);
+  } catch {
+    return;
+  }
+  if (!Number.isInteger(pid) || pid <= 1) return;
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // Already gone.
+  }
+}
+
+/** GNU tar flags that make an archive depend only on file names and contents. */
+const DETERMINISTIC_TAR = ['--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner'] as const;
+
+async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(path), hash);
+  return hash.digest('hex');
+}
+
+/**
+ * Makes the single-layer image `ref` with `docker import` of a tiny rootfs: /bin/busybox (Debian busybox-static)
+ * and /etc/berth-image.txt (`content`, by default a line naming `ref`); entrypoint busybox, cmd `sh`.
+ * Resolves with the image ID (`sha256:…`).
+ */
+export async function importImage(env: NodeJS.ProcessEnv, ref: string, opts: { content?: string } = {}): Promise<string> {
+  const docker = toolPath('docker');
+  const busybox = toolPath('busybox');
+  const dir = await mkdtemp(join(tmpdir(), 'berth-import-'));
+  try {
+    const rootfs = join(dir, 'rootfs');
+    await mkdir(join(rootfs, 'bin'), { recursive: true });
+    await mkdir(join(rootfs, 'etc'));
+    await copyFile(busybox, join(rootfs, 'bin', 'busybox'));
+    await chmod(join(rootfs, 'bin', 'busybox'), 0o755);
+    await writeFile(join(rootfs, 'etc', 'berth-image.txt'), opts.content ?? `Berth test image ${ref}\n`);
+    const tarball = join(dir, 'rootfs.tar');
+    await runChecked('tar', [...DETERMINISTIC_TAR, '-C', rootfs, '-cf', tarball, '.']);
+    const out = await runChecked(
+      docker,
+      ['import', '--change', 'ENTRYPOINT ["/bin/busybox"]', '--change', 'CMD ["sh"]', tarball, ref],
+      { env },
+    );
+    return out.trim();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Options for `buildMultiLayerImage`. */
+export interface MultiLayerImageOptions {
+  /** Bytes of (incompressible) data in each layer's file; default 1024. */
+  layerBytes?: number;
+  /** Seed for the layer data; default `ref`, so different refs get different layers and the same ref the same image. */
+  seed?: string;
+}
+
+/** Deterministic incompressible bytes: the AES-256-CTR keystream for a key derived from `seed`. */
+function pseudoRandomStream(seed: string, length: number): Readable {
+  const key = createHash('sha256').update(seed).digest();
+  const cipher = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
+  const chunk = Buffer.alloc(1024 * 1024);
+  let remaining = length;
+  return Readable.from(
+    (function* () {
+      while (remaining > 0) {
+        const n = Math.min(remaining, chunk.length);
+        remaining -= n;
+        yield cipher.update(chunk.subarray(0, n));
+      }
+    })(),
+  );
+}
+
+function dockerArch(): string {
+  switch (process.arch) {
+    case 'x64':
+      return 'amd64';
+    case 'ia32':
+      return '386';
+    default:
+      return process.arch;
+  }
+}
+
+/**
+ * Makes the image `ref` with `layers` distinct layers (layer i holds /berth/layer-i.bin) and no base image,
+ * by writing a docker-archive (manifest.json, config, layer tars) and `docker load`ing it: no network, no builder.
+ * The result depends only on `ref` (or `seed`), `layers` and `layerBytes`. Resolves with the image ID (`sha256:…`).
+ */
+export async function buildMultiLayerImage(
+  env: NodeJS.ProcessEnv,
+  ref: string,
+  layers: number,
+  opts: MultiLayerImageOptions = {},
+): Promise<string> {
+  if (!Number.isInteger(layers) || layers < 1) throw new Error(`layers must be a positive integer, got ${String(layers)}`);
+  const layerBytes = opts.layerBytes ?? 1024;
+  const seed = opts.seed ?? ref;
+  const docker = toolPath('docker');
+  const dir = await mkdtemp(join(tmpdir(), 'berth-image-'));
+  try {
+    const archive = join(dir, 'archive');
+    await mkdir(archive);
+    const diffIds: string[] = [];
+    const layerPaths: string[] = [];
+    for (let i = 0; i < layers; i++) {
+      const layerDir = join(dir, `layer-${String(i)}`);
+      await mkdir(join(layerDir, 'berth'), { recursive: true });
+      await pipeline(
+        pseudoRandomStream(`${seed}\0${String(i)}`, layerBytes),
+        createWriteStream(join(layerDir, 'berth', `layer-${String(i)}.bin`)),
+      );
+      const tarball = join(dir, `layer-${String(i)}.tar`);
+      await runChecked('tar', [...DETERMINISTIC_TAR, '-C', layerDir, '-cf', tarball, '.']);
+      await rm(layerDir, { recursive: true });
+      const diffId = await sha256File(tarball);
+      await mkdir(join(archive, diffId), { recursive: true });
+      await rename(tarball, join(archive, diffId, 'layer.tar'));
+      diffIds.push(`sha256:${diffId}`);
+      layerPaths.push(`${diffId}/layer.tar`);
+    }
+    const created = '1970-01-01T00:00:00Z';
+    const config = JSON.stringify({
+      architecture: dockerArch(),
+      os: 'linux',
+      created,
+      config: {},
+      rootfs: { type: 'layers', diff_ids: diffIds },
+      history: diffIds.map((_, i) => ({ created, created_by: `berth test layer ${String(i)}` })),
+    });
+    const configId = createHash('sha256').update(config).digest('hex');
+    await writeFile(join(archive, `${configId}.json`), config);
+    await writeFile(join(archive, 'manifest.json'), JSON.stringify([{ Config: `${configId}.json`, RepoTags: [ref], Layers: layerPaths }]));
+    const image = join(dir, 'image.tar');
+    await runChecked('tar', [...DETERMINISTIC_TAR, '-C', archive, '-cf', image, '.']);
+    await rm(archive, { recursive: true });
+    const out = await runChecked(docker, ['load', '--input', image], { env, timeoutMs: 600_000 });
+    if (!out.includes('Loaded image')) {
+      throw new Error(`docker load did not report loading ${ref}:\n${out}`);
+    }
+    return `sha256:${configId}`;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

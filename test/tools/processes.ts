@@ -1,0 +1,108 @@
+/**
+ * Small process helpers shared by the tools that start real peers (dockerd, Distribution, the conformance suite).
+ */
+import { execFile, type ChildProcess } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** Result of a finished command: its exit code (null when killed by a signal) and its decoded output. */
+export interface CommandResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Options for `runCommand`. */
+export interface RunCommandOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  signal?: AbortSignal;
+  /** Kill the command after this long; default 120 s. */
+  timeoutMs?: number;
+}
+
+/** Runs `file args` to completion and resolves with its exit code and output; never rejects on a non-zero exit (the caller decides). */
+export async function runCommand(file: string, args: readonly string[], opts: RunCommandOptions = {}): Promise<CommandResult> {
+  return await new Promise<CommandResult>((resolve, reject) => {
+    execFile(
+      file,
+      args,
+      {
+        env: opts.env ?? process.env,
+        cwd: opts.cwd,
+        signal: opts.signal,
+        timeout: opts.timeoutMs ?? 120_000,
+        maxBuffer: 64 * 1024 * 1024,
+        encoding: 'utf8',
+      },
+      (err, stdout, stderr) => {
+        if (err && typeof err.code === 'string') {
+          // Spawn failure or abort (ENOENT, ABORT_ERR), not an exit status.
+          reject(err);
+          return;
+        }
+        resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
+      },
+    );
+  });
+}
+
+/** Runs `file args` and resolves with its stdout; rejects with the command line, exit code and stderr when it exits non-zero. */
+export async function runChecked(file: string, args: readonly string[], opts: RunCommandOptions = {}): Promise<string> {
+  const result = await runCommand(file, args, opts);
+  if (result.code !== 0) {
+    throw new Error(`Command failed (exit ${String(result.code)}): ${[file, ...args].join(' ')}\n${result.stderr || result.stdout}`);
+  }
+  return result.stdout;
+}
+
+/** Resolves true when `child` has exited (now or within `timeoutMs`), false on time-out. */
+export async function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return true;
+  return await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => {
+      child.off('exit', onExit);
+      resolve(false);
+    }, timeoutMs);
+    const onExit = (): void => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    child.once('exit', onExit);
+  });
+}
+
+/** Stops `child`: SIGTERM, then SIGKILL if it has not exited after `graceMs`; resolves once it has exited. */
+export async function stopProcess(child: ChildProcess, graceMs = 15_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  if (await waitForExit(child, graceMs)) return;
+  child.kill('SIGKILL');
+  await waitForExit(child, 5_000);
+}
+
+/** Polls `probe` every `intervalMs` until it resolves true; throws (with `describe()`'s text) after `timeoutMs` or when `probe` throws. */
+export async function waitUntil(
+  probe: () => Promise<boolean>,
+  opts: { timeoutMs: number; intervalMs?: number; what: string; describe?: () => Promise<string> },
+): Promise<void> {
+  const deadline = Date.now() + opts.timeoutMs;
+  for (;;) {
+    if (await probe()) return;
+    if (Date.now() > deadline) {
+      const detail = opts.describe ? `\n${await opts.describe()}` : '';
+      throw new Error(`Timed out after ${String(opts.timeoutMs)} ms waiting for ${opts.what}${detail}`);
+    }
+    await sleep(opts.intervalMs ?? 100);
+  }
+}
+
+/** The last `lines` lines of a text file, or a note when it cannot be read (for error messages). */
+export async function tailFile(path: string, lines = 30): Promise<string> {
+  try {
+    const text = await readFile(path, 'utf8');
+    return text.split('\n').slice(-lines - 1).join('\n');
+  } catch (err) {
+    return `(cannot read ${path}: ${(err as Error).message})`;
+  }
+}
