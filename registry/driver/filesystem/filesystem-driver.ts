@@ -1,0 +1,154 @@
+/**
+ * A storage driver on a local directory. Small objects are written to a temporary file, fsynced and
+ * renamed over the target, so readers see the old or the new content and never a mix; streamed writes
+ * are fsynced before they resolve.
+ */
+import { randomUUID } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { FileInfo, StorageDriver, WalkDecision } from '../driver.js';
+import { InvalidOffsetError, PathNotFoundError } from '../errors.js';
+
+/** Settings of the filesystem driver (Distribution's `storage.filesystem`). */
+export interface FilesystemDriverOptions {
+  /** The directory every path is stored below. */
+  readonly rootDirectory: string;
+}
+
+const NAME = 'filesystem';
+const READ_CHUNK = 1 << 20;
+
+function isMissing(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/** Stores objects as files below a root directory. */
+export class FilesystemDriver implements StorageDriver {
+  readonly name = NAME;
+
+  constructor(private readonly options: FilesystemDriverOptions) {}
+
+  private full(path: string): string {
+    return join(this.options.rootDirectory, path);
+  }
+
+  async getContent(path: string, signal?: AbortSignal): Promise<Buffer> {
+    try {
+      return await readFile(this.full(path), { signal });
+    } catch (error) {
+      if (isMissing(error) || (error as NodeJS.ErrnoException).code === 'EISDIR') throw new PathNotFoundError(path, NAME);
+      throw error;
+    }
+  }
+
+  async putContent(path: string, content: Uint8Array): Promise<void> {
+    const target = this.full(path);
+    await mkdir(dirname(target), { recursive: true });
+    const temporary = `${target}.${randomUUID()}.tmp`;
+    const handle = await open(temporary, 'w');
+    try {
+      await handle.writeFile(content);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    try {
+      await rename(temporary, target);
+    } catch (error) {
+      await rm(temporary, { force: true });
+      throw error;
+    }
+  }
+
+  async reader(path: string, offset = 0, length?: number): Promise<Readable> {
+    const info = await this.stat(path);
+    if (info.isDir) throw new PathNotFoundError(path, NAME);
+    if (offset < 0 || offset > info.size) throw new InvalidOffsetError(path, offset, NAME);
+    const end = length === undefined ? undefined : offset + length - 1;
+    if (end !== undefined && end < offset) return createReadStream('/dev/null');
+    return createReadStream(this.full(path), { start: offset, end, highWaterMark: READ_CHUNK });
+  }
+
+  async writeStream(path: string, source: Readable, options: { append: boolean; signal?: AbortSignal }): Promise<number> {
+    const target = this.full(path);
+    await mkdir(dirname(target), { recursive: true });
+    const out = createWriteStream(target, { flags: options.append ? 'a' : 'w', flush: true, highWaterMark: READ_CHUNK });
+    try {
+      await pipeline(source, out, { signal: options.signal });
+    } catch (error) {
+      if (!options.append) await rm(target, { force: true });
+      throw error;
+    }
+    return out.bytesWritten;
+  }
+
+  async stat(path: string): Promise<FileInfo> {
+    try {
+      const info = await stat(this.full(path));
+      const isDir = info.isDirectory();
+      return { path, size: isDir ? 0 : info.size, modTime: info.mtime, isDir };
+    } catch (error) {
+      if (isMissing(error)) throw new PathNotFoundError(path, NAME);
+      throw error;
+    }
+  }
+
+  async list(path: string): Promise<string[]> {
+    try {
+      const names = await readdir(this.full(path));
+      const prefix = path === '/' ? '' : path;
+      return names
+        .filter((name) => !name.endsWith('.tmp'))
+        .sort()
+        .map((name) => `${prefix}/${name}`);
+    } catch (error) {
+      if (isMissing(error)) throw new PathNotFoundError(path, NAME);
+      throw error;
+    }
+  }
+
+  async move(source: string, destination: string): Promise<void> {
+    const target = this.full(destination);
+    await mkdir(dirname(target), { recursive: true });
+    try {
+      await rename(this.full(source), target);
+    } catch (error) {
+      if (isMissing(error)) throw new PathNotFoundError(source, NAME);
+      throw error;
+    }
+  }
+
+  async delete(path: string): Promise<void> {
+    await this.stat(path);
+    await rm(this.full(path), { recursive: true, force: true });
+  }
+
+  async redirectURL(): Promise<string | null> {
+    return null;
+  }
+
+  async walk(path: string, visit: (info: FileInfo) => Promise<WalkDecision> | WalkDecision, signal?: AbortSignal): Promise<void> {
+    for (const child of await this.list(path)) {
+      signal?.throwIfAborted();
+      let info: FileInfo;
+      try {
+        info = await this.stat(child);
+      } catch (error) {
+        if (error instanceof PathNotFoundError) continue; // deleted while we walked
+        throw error;
+      }
+      const decision = await visit(info);
+      if (info.isDir && decision !== 'skip') {
+        try {
+          await this.walk(child, visit, signal);
+        } catch (error) {
+          if (!(error instanceof PathNotFoundError)) throw error;
+        }
+      }
+    }
+  }
+}

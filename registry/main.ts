@@ -1,0 +1,112 @@
+/**
+ * The composition root: turns a validated configuration into a running registry (driver, storage,
+ * API server, debug server) and stops it cleanly.
+ */
+import { resolve } from 'node:path';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import pino from 'pino';
+import { parseAddress, type RegistryConfig } from './config.js';
+import { BaseDriver } from './driver/base.js';
+import type { StorageDriver } from './driver/driver.js';
+import { FilesystemDriver } from './driver/filesystem/filesystem-driver.js';
+import { InMemoryDriver } from './driver/inmemory/inmemory-driver.js';
+import { createRegistryMetrics, type RegistryMetrics } from './metrics.js';
+import { buildDebugServer, buildServer } from './server.js';
+import { RegistryStorage } from './storage/registry-storage.js';
+import { SwitchableWriteGuard } from './write-guard.js';
+
+/** A registry that is listening. */
+export interface RunningRegistry {
+  /** The API's base URL, such as `http://127.0.0.1:5000`. */
+  readonly url: string;
+  readonly port: number;
+  /** The debug server's base URL, when one is configured. */
+  readonly debugUrl: string | undefined;
+  readonly metrics: RegistryMetrics;
+  readonly writeGuard: SwitchableWriteGuard;
+  readonly logger: FastifyBaseLogger;
+  /** Stops accepting connections, lets in-flight requests finish (up to the drain timeout), then closes. */
+  close(): Promise<void>;
+}
+
+/** Creates the configured storage driver, wrapped in the base driver. */
+export function createDriver(config: RegistryConfig, metrics?: RegistryMetrics): StorageDriver {
+  const { storage } = config;
+  let inner: StorageDriver;
+  if (storage.filesystem) inner = new FilesystemDriver({ rootDirectory: resolve(storage.filesystem.rootdirectory) });
+  else inner = new InMemoryDriver();
+  return new BaseDriver(inner, metrics);
+}
+
+/** Creates the process logger from `log`: JSON lines on stdout, with the configured static fields. */
+export function createLogger(config: RegistryConfig): FastifyBaseLogger {
+  return pino({ level: config.log.level, base: { service: 'berth-registry', ...config.log.fields } }) as FastifyBaseLogger;
+}
+
+function hostForUrl(host: string): string {
+  if (host === '0.0.0.0' || host === '::') return '127.0.0.1';
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+/** Starts a registry from a validated configuration. */
+export async function startRegistry(config: RegistryConfig, options: { logger?: FastifyBaseLogger } = {}): Promise<RunningRegistry> {
+  const logger = options.logger ?? createLogger(config);
+  const metrics = createRegistryMetrics();
+  const driver = createDriver(config, metrics);
+  const storage = new RegistryStorage(driver);
+  const writeGuard = new SwitchableWriteGuard(config.storage.maintenance.readonly.enabled);
+  const app = await buildServer({
+    storage,
+    metrics,
+    writeGuard,
+    deleteEnabled: config.storage.delete.enabled,
+    redirect: !config.storage.redirect.disable,
+    logger,
+    accessLog: !config.log.accesslog.disabled,
+  });
+  const address = parseAddress(config.http.addr);
+  if (address === undefined) throw new Error(`http.addr ${config.http.addr} is not an address`);
+  await app.listen({ host: address.host, port: address.port });
+  const port = (app.server.address() as { port: number }).port;
+
+  let debug: FastifyInstance | undefined;
+  let debugUrl: string | undefined;
+  const debugAddress = config.http.debug.addr === undefined ? undefined : parseAddress(config.http.debug.addr);
+  if (debugAddress !== undefined) {
+    debug = await buildDebugServer({
+      metrics,
+      driver,
+      metricsEnabled: config.http.debug.prometheus.enabled,
+      metricsPath: config.http.debug.prometheus.path,
+      logger,
+    });
+    await debug.listen({ host: debugAddress.host, port: debugAddress.port });
+    debugUrl = `http://${hostForUrl(debugAddress.host)}:${(debug.server.address() as { port: number }).port}`;
+  }
+  const url = `http://${hostForUrl(address.host)}:${port}`;
+  logger.info({ url, debugUrl, driver: driver.name, readOnly: writeGuard.isReadOnly }, 'Started registry');
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    debugUrl,
+    metrics,
+    writeGuard,
+    logger,
+    close() {
+      closing ??= (async () => {
+        const timer = setTimeout(() => {
+          logger.warn({ drainTimeoutMs: config.http.draintimeout }, 'Closed connections still busy after the drain timeout');
+          app.server.closeAllConnections();
+        }, config.http.draintimeout);
+        timer.unref();
+        await app.close();
+        clearTimeout(timer);
+        await debug?.close();
+        logger.info('Stopped registry');
+      })();
+      return closing;
+    },
+  };
+}
