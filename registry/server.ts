@@ -1,7 +1,7 @@
 /**
  * Builds the registry's HTTP servers from its dependencies; never listens, so tests can `inject`.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { WriteGuard } from './api/context.js';
 import { ociApi } from './api/oci-api.js';
 import type { StorageDriver } from './driver/driver.js';
@@ -96,7 +96,7 @@ export async function buildDebugServer(deps: {
       return deps.metrics.register.metrics();
     });
   }
-  const health = async (_request: unknown, reply: import('fastify').FastifyReply) => {
+  const health = async (_request: unknown, reply: FastifyReply) => {
     try {
       await checkStorage(deps.driver);
       return reply.code(200).send({ status: 'ok' });

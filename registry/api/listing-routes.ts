@@ -58,5 +58,5 @@ export async function listReferrers(ctx: RequestContext): Promise<void> {
   ctx.reply
     .code(200)
     .header('content-type', ManifestMediaTypes.ociIndex)
-    .send(JSON.stringify({ schemaVersion: 2, mediaType: ManifestMediaTypes.ociIndex, manifests }));
+    .send(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: ManifestMediaTypes.ociIndex, manifests })));
 }
