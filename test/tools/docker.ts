@@ -3,11 +3,12 @@
  *
  * Each `startDockerd()` call runs its own `dockerd` on its own unix socket. Daemons never share
  * a data root: the data roots live in numbered slots under `toolsDir()/docker/slot-N/data`, and a
- * daemon holds an exclusive flock on its slot's `lock` file for as long as it (and the containerd
- * it manages) runs, so concurrent test files each get a different slot and a slot left by a
- * finished run is reused with its images. A daemon killed without warning releases its slot when
- * the process dies. Sockets, exec-root, pidfile, log and the CLI config are in a fresh temporary
- * directory per daemon (unix socket paths must stay short).
+ * daemon holds an exclusive flock on its slot's `lock` file for as long as it runs, so concurrent
+ * test files each get a different slot, and a slot left by a finished run is reused with its images.
+ * The slot also records the Node process that owns the daemon: a daemon whose owner died without
+ * stopping it (a killed test worker) is stopped by the next `startDockerd()` that finds its slot busy.
+ * Socket, exec-root, pidfile, log and CLI config are in a fresh temporary directory per daemon
+ * (unix socket paths must stay short); the next daemon in the slot removes a directory left behind.
  */
 import { spawn } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
@@ -17,6 +18,7 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pipeline } from 'node:stream/promises';
 import { runChecked, runCommand, stopProcess, tailFile, waitUntil } from './processes.js';
 import { toolPath, toolsDir } from './tools.js';
@@ -51,15 +53,77 @@ export async function startDockerd(opts: { signal?: AbortSignal } = {}): Promise
   toolPath('flock');
   for (let slot = 0; slot < MAX_SLOTS; slot++) {
     opts.signal?.throwIfAborted();
-    const started = await startInSlot(dockerd, docker, slot, opts.signal);
+    let started = await startInSlot(dockerd, docker, slot, opts.signal);
+    if (started === undefined && (await stopOrphan(slotDirOf(slot)))) {
+      started = await startInSlot(dockerd, docker, slot, opts.signal);
+    }
     if (started !== undefined) return started;
   }
   throw new Error(`All ${String(MAX_SLOTS)} dockerd slots under ${join(toolsDir(), 'docker')} are in use (is a stray dockerd still running?)`);
 }
 
+function slotDirOf(slot: number): string {
+  return join(toolsDir(), 'docker', `slot-${String(slot)}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function readPid(path: string): Promise<number | undefined> {
+  try {
+    const pid = Number.parseInt(await readFile(path, 'utf8'), 10);
+    return Number.isInteger(pid) && pid > 1 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** If the daemon holding `slotDir` lost its owning Node process, stops it (SIGTERM, then SIGKILL) and resolves true. */
+async function stopOrphan(slotDir: string): Promise<boolean> {
+  const owner = await readPid(join(slotDir, 'owner'));
+  if (owner === undefined || isAlive(owner)) return false;
+  let runDir: string;
+  try {
+    runDir = (await readFile(join(slotDir, 'run'), 'utf8')).trim();
+  } catch {
+    return false;
+  }
+  const pid = await readPid(join(runDir, 'dockerd.pid'));
+  if (pid === undefined || !isAlive(pid)) return false;
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + 30_000;
+  while (isAlive(pid) && Date.now() < deadline) await sleep(200);
+  if (isAlive(pid)) {
+    process.kill(pid, 'SIGKILL');
+    await killLeftoverContainerd(join(runDir, 'exec'));
+  }
+  return true;
+}
+
+/**
+ * The lock wrapper run by bash: take the slot's lock on fd 9 (or exit SLOT_BUSY), remove the run dir an earlier
+ * holder left, record ours and our owner, then become dockerd, which keeps fd 9, and so the lock, until it exits.
+ */
+const LOCK_SCRIPT = `
+slot=$1 owner=$2 run=$3; shift 3
+exec 9>>"$slot/lock"
+flock --nonblock 9 || exit ${String(SLOT_BUSY)}
+old=$(cat "$slot/run" 2>/dev/null || true)
+case "$old" in */berth-dockerd-*) [ "$old" = "$run" ] || rm -rf -- "$old" ;; esac
+printf '%s\n' "$run" >"$slot/run"
+printf '%s\n' "$owner" >"$slot/owner"
+exec "$@"
+`;
+
 /** Starts dockerd in `slot`; resolves undefined when another daemon holds that slot. */
 async function startInSlot(dockerd: string, docker: string, slot: number, signal: AbortSignal | undefined): Promise<Dockerd | undefined> {
-  const slotDir = join(toolsDir(), 'docker', `slot-${String(slot)}`);
+  const slotDir = slotDirOf(slot);
   const dataRoot = join(slotDir, 'data');
   await mkdir(slotDir, { recursive: true });
   const runDir = await mkdtemp(join(tmpdir(), 'berth-dockerd-'));
@@ -68,8 +132,9 @@ async function startInSlot(dockerd: string, docker: string, slot: number, signal
   const logFile = join(runDir, 'dockerd.log');
   const daemonConfig = join(runDir, 'daemon.json');
   const cliConfig = join(runDir, 'cli');
-  // An empty daemon.json so a machine's /etc/docker/daemon.json (mirrors, proxies) never applies.
-  await writeFile(daemonConfig, '{}\n');
+  // Our own daemon.json, so a machine's /etc/docker/daemon.json (mirrors, proxies) never applies; the daemon's
+  // identity key goes in the slot, not /etc/docker/key.json, where daemons starting together on a new machine would race.
+  await writeFile(daemonConfig, `${JSON.stringify({ 'deprecated-key-path': join(slotDir, 'key.json') })}\n`);
   await mkdir(cliConfig);
   const args = [
     `--data-root=${dataRoot}`,
@@ -88,11 +153,14 @@ async function startInSlot(dockerd: string, docker: string, slot: number, signal
   ];
   const log = createWriteStream(logFile);
   await once(log, 'open');
-  // bash takes the slot's lock on fd 9 and then becomes dockerd, which keeps fd 9 (and so the lock) until it exits.
-  const script = `exec 9>>"$1"; flock --nonblock 9 || exit ${String(SLOT_BUSY)}; shift; exec "$@"`;
-  const child = spawn('bash', ['-c', script, 'berth-dockerd', join(slotDir, 'lock'), dockerd, ...args], {
+  const child = spawn('bash', ['-c', LOCK_SCRIPT, 'berth-dockerd', slotDir, String(process.pid), runDir, dockerd, ...args], {
     stdio: ['ignore', log, log],
   });
+  // If this process exits without stop(), do not leave the daemon running (a later start would reclaim it anyway).
+  const onExit = (): void => {
+    child.kill('SIGTERM');
+  };
+  process.once('exit', onExit);
   let spawnError: Error | undefined;
   child.once('error', (err) => {
     spawnError = err;
@@ -103,8 +171,9 @@ async function startInSlot(dockerd: string, docker: string, slot: number, signal
   let stopped: Promise<void> | undefined;
   const stop = async (): Promise<void> => {
     stopped ??= (async () => {
+      process.off('exit', onExit);
       await stopProcess(child, 30_000);
-      await killLeftoverContainerd(execRoot);
+      if (child.signalCode === 'SIGKILL') await killLeftoverContainerd(execRoot);
       log.close();
       await rm(runDir, { recursive: true, force: true });
     })();
@@ -145,13 +214,11 @@ async function startInSlot(dockerd: string, docker: string, slot: number, signal
 
 /** After a forced stop, dockerd's managed containerd may outlive it; end it by its pidfile. */
 async function killLeftoverContainerd(execRoot: string): Promise<void> {
-  let pid: number;
-  try {
-    pid = Number.parseInt(await readFile(join(execRoot, 'containerd', 'containerd.pid'), 'utf8'), 10);
-  } catch {
-    return;
-  }
-  if (!Number.isInteger(pid) || pid <= 1) return;
+  const pid = await readPid(join(execRoot, 'containerd', 'containerd.pid'));
+  if (pid === undefined) return;
+  // The pidfile may be stale and its PID reused: only a containerd is ours to kill.
+  const comm = await readFile(`/proc/${String(pid)}/comm`, 'utf8').catch(() => '');
+  if (comm.trim() !== 'containerd') return;
   try {
     process.kill(pid, 'SIGKILL');
   } catch {
