@@ -2,6 +2,7 @@
  * An in-process registry for API tests: the real server, storage and driver, driven with `inject`.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -138,4 +139,28 @@ export function errorCode(body: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Sends a request over real HTTP with the path exactly as given. `inject` parses URLs with WHATWG rules,
+ * which resolve `..` and `%2e%2e` before the server sees them; a real client may send them raw.
+ */
+export async function rawRequest(
+  app: FastifyInstance,
+  method: string,
+  path: string,
+  body?: Buffer | string,
+): Promise<{ statusCode: number; body: string; headers: Record<string, unknown> }> {
+  if (app.server.address() === null) await app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = app.server.address() as { port: number };
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, method, path, headers: body === undefined ? {} : { 'content-type': 'application/octet-stream' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ statusCode: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), headers: res.headers }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
