@@ -107,7 +107,9 @@ async function startOnce(binary: string, rootDir: string, workDir: string, port:
   const url = `http://127.0.0.1:${String(port)}`;
   let stopped: Promise<void> | undefined;
   const stop = async (): Promise<void> => {
-    stopped ??= stopProcess(child, 10_000).finally(() => log.close());
+    stopped ??= stopProcess(child, 10_000).finally(() => {
+      log.close();
+    });
     await stopped;
   };
   try {

@@ -165,8 +165,9 @@ async function startInSlot(dockerd: string, docker: string, slot: number, signal
   child.once('error', (err) => {
     spawnError = err;
   });
-  const env: NodeJS.ProcessEnv = { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: cliConfig };
-  for (const key of ['DOCKER_CONTEXT', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH']) delete env[key];
+  // The caller's DOCKER_CONTEXT / DOCKER_TLS_* would point the CLI elsewhere.
+  const inherited = Object.entries(process.env).filter(([key]) => !['DOCKER_CONTEXT', 'DOCKER_TLS_VERIFY', 'DOCKER_CERT_PATH'].includes(key));
+  const env: NodeJS.ProcessEnv = { ...Object.fromEntries(inherited), DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: cliConfig };
 
   let stopped: Promise<void> | undefined;
   const stop = async (): Promise<void> => {
@@ -180,14 +181,14 @@ async function startInSlot(dockerd: string, docker: string, slot: number, signal
     await stopped;
   };
 
-  let busy = false;
+  const outcome = { busy: false };
   try {
     await waitUntil(
       async () => {
         signal?.throwIfAborted();
         if (spawnError) throw spawnError;
         if (child.exitCode === SLOT_BUSY) {
-          busy = true;
+          outcome.busy = true;
           return true;
         }
         if (child.exitCode !== null || child.signalCode !== null) {
@@ -203,7 +204,7 @@ async function startInSlot(dockerd: string, docker: string, slot: number, signal
     await stop();
     throw err;
   }
-  if (busy) {
+  if (outcome.busy) {
     await stop();
     return undefined;
   }

@@ -102,6 +102,7 @@ build_go_tool() {
   mv -f "$built" "$BIN_DIR/$name"
   printf '%s\n' "$want" >"$marker"
   rm -rf "$stage"
+  rmdir "$TOOLS_DIR/stage" 2>/dev/null || true
   log "built $name $version in $((SECONDS - start))s"
 }
 

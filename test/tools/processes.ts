@@ -38,7 +38,7 @@ export async function runCommand(file: string, args: readonly string[], opts: Ru
       (err, stdout, stderr) => {
         if (err && typeof err.code === 'string') {
           // Spawn failure or abort (ENOENT, ABORT_ERR), not an exit status.
-          reject(err);
+          reject(new Error(`Cannot run ${file}: ${err.message}`, { cause: err }));
           return;
         }
         resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });

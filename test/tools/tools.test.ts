@@ -38,7 +38,11 @@ describe('freePort', () => {
       server.once('error', reject);
       server.listen(port, '127.0.0.1', resolve);
     });
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await new Promise<void>((resolve) => {
+      server.close(() => {
+        resolve();
+      });
+    });
   });
 });
 
@@ -73,7 +77,7 @@ describe('a private dockerd with CNCF Distribution 2.8', () => {
   afterAll(async () => {
     // beforeAll may have failed part-way: stop what did start.
     const started = [dockerd as Dockerd | undefined, registry as RunningDistribution | undefined];
-    await Promise.all(started.map((peer) => peer?.stop()));
+    for (const peer of started) if (peer) await peer.stop();
     await rm(registryRoot, { recursive: true, force: true });
   }, 60_000);
 

@@ -54,7 +54,10 @@ export async function freePort(): Promise<number> {
         return;
       }
       const { port } = address;
-      server.close((err) => (err ? reject(err) : resolve(port)));
+      server.close((err) => {
+        if (err) reject(err);
+        else resolve(port);
+      });
     });
   });
 }
