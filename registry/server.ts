@@ -1,7 +1,7 @@
 /**
  * Builds the registry's HTTP servers from its dependencies; never listens, so tests can `inject`.
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { WriteGuard } from './api/context.js';
 import { ociApi } from './api/oci-api.js';
 import type { StorageDriver } from './driver/driver.js';
@@ -34,7 +34,7 @@ function statusClass(status: number): string {
 export async function buildServer(deps: ServerDependencies): Promise<FastifyInstance> {
   const app = Fastify({
     ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }),
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     exposeHeadRoutes: false,
     requestTimeout: 0,
     connectionTimeout: 0,
@@ -89,7 +89,7 @@ export async function buildDebugServer(deps: {
   readonly metricsEnabled?: boolean;
   readonly logger?: FastifyBaseLogger;
 }): Promise<FastifyInstance> {
-  const app = Fastify({ ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }), disableRequestLogging: true, forceCloseConnections: true });
+  const app = Fastify({ ...(deps.logger ? { loggerInstance: deps.logger } : { logger: false }), logController: new LogController({ disableRequestLogging: true }), forceCloseConnections: true });
   if (deps.metricsEnabled !== false) {
     app.get(deps.metricsPath ?? '/metrics', async (_request, reply) => {
       reply.header('content-type', deps.metrics.register.contentType);
