@@ -56,6 +56,8 @@ export async function putManifest(ctx: RequestContext): Promise<void> {
     .header('docker-content-digest', result.digest)
     .header('content-length', '0');
   if (result.subject !== undefined) ctx.reply.header('oci-subject', result.subject);
+  // The spec's main branch: each tag given with ?tag= is confirmed in an OCI-Tag header.
+  if (tags.length > 0) ctx.reply.header('oci-tag', [...new Set(tags)]);
   ctx.reply.send();
 }
 

@@ -180,6 +180,7 @@ describe.each(TEST_DRIVERS)('the distribution API on the %s driver', (kind) => {
       payload: manifest,
     });
     expect(put.statusCode).toBe(201);
+    expect(put.headers['oci-tag']).toEqual(['one', 'two']);
     const tags = await registry.app.inject({ method: 'GET', url: '/v2/tagq/tags/list' });
     expect(JSON.parse(tags.body)).toEqual({ name: 'tagq', tags: ['one', 'two'] });
   });
