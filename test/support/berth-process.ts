@@ -60,6 +60,8 @@ export async function startBerth(options: {
   deleteEnabled?: boolean;
   env?: NodeJS.ProcessEnv;
   workDir?: string;
+  /** Run the compiled JavaScript in dist/ (benchmarks) instead of the TypeScript sources through tsx. */
+  built?: boolean;
 }): Promise<BerthProcess> {
   const workDir = options.workDir ?? (await mkdtemp(join(tmpdir(), 'berth-proc-')));
   await mkdir(workDir, { recursive: true });
@@ -74,7 +76,8 @@ export async function startBerth(options: {
   });
   const logFile = join(workDir, 'berth.log');
   const log = createWriteStream(logFile);
-  const child = spawn(process.execPath, ['--import', 'tsx', join(REPO, 'registry/cli.ts'), 'serve', config], {
+  const entry = options.built ? [join(REPO, 'dist/registry/cli.js')] : ['--import', 'tsx', join(REPO, 'registry/cli.ts')];
+  const child = spawn(process.execPath, [...entry, 'serve', config], {
     cwd: REPO,
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -14,7 +14,7 @@ TOOLS_DIR="${BERTH_TOOLS_DIR:-$HOME/.cache/berth-tools}"
 BIN_DIR="$TOOLS_DIR/bin"
 
 # Debian packages. prometheus also brings promtool.
-APT_PACKAGES=(docker.io skopeo docker-registry nginx-light busybox-static prometheus)
+APT_PACKAGES=(docker.io skopeo docker-registry nginx-light busybox-static prometheus wrk curl)
 
 # Go tools: name, package, pinned version. The conformance suite has no tags;
 # its pin is the newest pseudo-version of the spec's main branch that the Go
