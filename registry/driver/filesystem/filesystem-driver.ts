@@ -4,11 +4,20 @@
  * are fsynced before they resolve.
  */
 import { randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs/promises';
+import {
+  close as closeCallback,
+  createReadStream,
+  createWriteStream,
+  open as openCallback,
+  read as readCallback,
+  readFile as readFileCallback,
+  stat as statCallback,
+} from 'node:fs';
+import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { promisify } from 'node:util';
 import type { FileInfo, StorageDriver, WalkDecision } from '../driver.js';
 import { InvalidOffsetError, PathNotFoundError } from '../errors.js';
 
@@ -19,7 +28,33 @@ export interface FilesystemDriverOptions {
 }
 
 const NAME = 'filesystem';
-const READ_CHUNK = 1 << 20;
+
+// The callback forms are several times faster than fs/promises for small files (fewer round trips through
+// FileHandle), and link reads are the hot path of every manifest and blob request.
+const readFile = promisify(readFileCallback);
+const stat = promisify(statCallback);
+const openFd = promisify(openCallback);
+const readFd = promisify(readCallback);
+const closeFd = promisify(closeCallback);
+
+/** Objects up to this size are read with one read and no fstat (links, tags, descriptors). */
+const SMALL_READ = 4096;
+
+/** Reads a file with open, one read and close; falls back to readFile when it is larger than SMALL_READ. */
+async function readSmallFile(path: string): Promise<Buffer> {
+  const fd = await openFd(path, 'r');
+  let buffer: Buffer;
+  let bytesRead: number;
+  try {
+    buffer = Buffer.allocUnsafe(SMALL_READ);
+    ({ bytesRead } = await readFd(fd, buffer, 0, SMALL_READ, 0));
+  } finally {
+    await closeFd(fd);
+  }
+  if (bytesRead < SMALL_READ) return Buffer.from(buffer.subarray(0, bytesRead));
+  return readFile(path);
+}
+const READ_CHUNK = 4 << 20;
 
 function isMissing(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
@@ -36,9 +71,10 @@ export class FilesystemDriver implements StorageDriver {
     return join(this.options.rootDirectory, path);
   }
 
-  async getContent(path: string, signal?: AbortSignal): Promise<Buffer> {
+  async getContent(path: string): Promise<Buffer> {
     try {
-      return await readFile(this.full(path), { signal });
+      // Small objects only: one read is quicker than wiring an abort signal through it.
+      return await readSmallFile(this.full(path));
     } catch (error) {
       if (isMissing(error) || (error as NodeJS.ErrnoException).code === 'EISDIR') throw new PathNotFoundError(path, NAME);
       throw error;
