@@ -3,6 +3,8 @@
  * Measures blob push (1 GiB, monolithic and chunked), blob pull (1 GiB, page-cached) and manifest GET by
  * tag and by digest (requests/s at 50 connections, wrk), and prints Berth/Distribution ratios.
  *
+ * Each blob figure is the median of BENCH_RUNS runs (default 3), each with its own blob; transfers use curl
+ * (monolithic push, pull) or Node's http client (chunked push), the same for both registries.
  * Environment: BENCH_BLOB_MIB (default 1024), BENCH_CHUNK_MIB (default 64), BENCH_WRK_SECONDS (default 10).
  */
 import { createHash, createCipheriv } from 'node:crypto';
@@ -21,6 +23,7 @@ const MiB = 1024 * 1024;
 const BLOB_MIB = Number(process.env['BENCH_BLOB_MIB'] ?? 1024);
 const CHUNK_MIB = Number(process.env['BENCH_CHUNK_MIB'] ?? 64);
 const WRK_SECONDS = Number(process.env['BENCH_WRK_SECONDS'] ?? 10);
+const RUNS = Number(process.env['BENCH_RUNS'] ?? 3);
 
 function progress(message: string): void {
   process.stderr.write(`bench: ${message}\n`);
@@ -64,6 +67,19 @@ function timedRequest(url: string, method: string, body?: { file: string; start:
     if (body) createReadStream(body.file, { start: body.start, end: body.end, highWaterMark: MiB }).pipe(req);
     else req.end();
   });
+}
+
+/** Runs curl (a C client, so the client's own cost stays small) and returns the status and the seconds it took. */
+async function curl(args: string[]): Promise<{ status: number; seconds: number }> {
+  const out = await runChecked(toolPath('curl'), ['-sS', '-o', '/dev/null', '-w', '%{http_code} %{time_total}', ...args], { timeoutMs: 600_000 });
+  const [status, seconds] = out.trim().split(' ');
+  return { status: Number(status), seconds: Number(seconds) };
+}
+
+/** The median of some numbers. */
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] as number;
 }
 
 /** Sends one chunk of a file as a PATCH and returns the next upload location. */
@@ -137,37 +153,39 @@ interface Figures {
   manifestByDigest: number;
 }
 
-async function measure(label: string, base: string, blobA: { path: string; digest: string }, blobB: { path: string; digest: string }): Promise<Figures> {
-  const bytes = BLOB_MIB * MiB;
-  progress(`${label}: monolithic push of ${BLOB_MIB} MiB`);
-  // POST then one PUT with the whole blob: the monolithic form both registries support (Distribution 2.8
-  // ignores a body on POST ?digest=).
-  const started = await timedRequest(`${base}/v2/bench/blobs/blobs/uploads/`, 'POST');
-  if (started.location === undefined) throw new Error(`${label}: POST answered ${started.status} without a location`);
+/** POST, then one PUT carrying the whole blob (`curl -T`): the monolithic form both registries support. */
+async function monolithicPush(base: string, repo: string, blob: { path: string; digest: string }): Promise<number> {
+  const started = await timedRequest(`${base}/v2/${repo}/blobs/uploads/`, 'POST');
+  if (started.location === undefined) throw new Error(`POST answered ${started.status} without a location`);
   const location = new URL(started.location, base);
-  location.searchParams.set('digest', blobA.digest);
-  const put = await timedRequest(location.toString(), 'PUT', { file: blobA.path, start: 0, end: bytes - 1 });
-  const mono = { status: put.status, seconds: started.seconds + put.seconds };
-  if (mono.status !== 201) throw new Error(`${label}: monolithic push answered ${mono.status}`);
-  progress(`${label}: chunked push of ${BLOB_MIB} MiB in ${CHUNK_MIB} MiB chunks`);
-  const chunkedSeconds = await chunkedPush(base, 'bench/blobs', blobB.path, blobB.digest);
-  progress(`${label}: pull of ${BLOB_MIB} MiB (second, page-cached read measured)`);
-  const pullUrl = `${base}/v2/bench/blobs/blobs/${blobA.digest}`;
-  await timedRequest(pullUrl, 'GET');
-  const pull = await timedRequest(pullUrl, 'GET');
-  if (pull.status !== 200) throw new Error(`${label}: pull answered ${pull.status}`);
+  location.searchParams.set('digest', blob.digest);
+  const put = await curl(['-X', 'PUT', '-T', blob.path, '-H', 'Content-Type: application/octet-stream', location.toString()]);
+  if (put.status !== 201) throw new Error(`monolithic PUT answered ${put.status}`);
+  return started.seconds + put.seconds;
+}
+
+async function measure(label: string, base: string, blobs: { path: string; digest: string }[]): Promise<Figures> {
+  const bytes = BLOB_MIB * MiB;
+  const mono: number[] = [];
+  const chunked: number[] = [];
+  const pulls: number[] = [];
+  for (const [i, blob] of blobs.entries()) {
+    progress(`${label}: run ${i + 1}/${blobs.length}: monolithic push of ${BLOB_MIB} MiB`);
+    mono.push(bytes / (await monolithicPush(base, `bench/mono${i}`, blob)) / 1e6);
+    progress(`${label}: run ${i + 1}/${blobs.length}: chunked push of ${BLOB_MIB} MiB in ${CHUNK_MIB} MiB chunks`);
+    chunked.push(bytes / (await chunkedPush(base, `bench/chunked${i}`, blob.path, blob.digest)) / 1e6);
+    progress(`${label}: run ${i + 1}/${blobs.length}: pull of ${BLOB_MIB} MiB (page-cached)`);
+    const pullUrl = `${base}/v2/bench/mono${i}/blobs/${blob.digest}`;
+    const pull = await curl([pullUrl]);
+    if (pull.status !== 200) throw new Error(`${label}: pull answered ${pull.status}`);
+    pulls.push(bytes / pull.seconds / 1e6);
+  }
   const digest = await pushManifest(base);
   progress(`${label}: manifest GET by tag, ${WRK_SECONDS}s at 50 connections`);
   const manifestByTag = await wrk(`${base}/v2/bench/manifests-repo/manifests/latest`);
   progress(`${label}: manifest GET by digest, ${WRK_SECONDS}s at 50 connections`);
   const manifestByDigest = await wrk(`${base}/v2/bench/manifests-repo/manifests/${digest}`);
-  return {
-    pushMonolithic: bytes / mono.seconds / 1e6,
-    pushChunked: bytes / chunkedSeconds / 1e6,
-    pull: bytes / pull.seconds / 1e6,
-    manifestByTag,
-    manifestByDigest,
-  };
+  return { pushMonolithic: median(mono), pushChunked: median(chunked), pull: median(pulls), manifestByTag, manifestByDigest };
 }
 
 async function main(): Promise<void> {
@@ -175,22 +193,23 @@ async function main(): Promise<void> {
   let berth: BerthProcess | undefined;
   let distribution: Awaited<ReturnType<typeof startDistribution>> | undefined;
   try {
-    progress(`writing two ${BLOB_MIB} MiB test blobs under ${work}`);
-    const blobA = { path: join(work, 'a.bin'), digest: '' };
-    const blobB = { path: join(work, 'b.bin'), digest: '' };
-    blobA.digest = await makeBlob(blobA.path, BLOB_MIB, `a-${Date.now()}`);
-    blobB.digest = await makeBlob(blobB.path, BLOB_MIB, `b-${Date.now()}`);
+    progress(`writing ${RUNS} test blobs of ${BLOB_MIB} MiB under ${work}`);
+    const blobs: { path: string; digest: string }[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      const path = join(work, `blob-${i}.bin`);
+      blobs.push({ path, digest: await makeBlob(path, BLOB_MIB, `${i}-${Date.now()}`) });
+    }
 
     progress('starting CNCF Distribution 2.8');
     distribution = await startDistribution({ rootDir: join(work, 'distribution'), deleteEnabled: true });
-    const reference = await measure('distribution', distribution.url, blobA, blobB);
+    const reference = await measure('distribution', distribution.url, blobs);
     await distribution.stop();
     distribution = undefined;
 
     progress('starting Berth (built JavaScript, filesystem driver, fsync on every blob write)');
     await mkdir(join(work, 'berth'), { recursive: true });
     berth = await startBerth({ rootDir: join(work, 'berth'), built: true });
-    const berthFigures = await measure('berth', berth.url, blobA, blobB);
+    const berthFigures = await measure('berth', berth.url, blobs);
 
     const rows: [string, keyof Figures, string][] = [
       [`blob push, monolithic (${BLOB_MIB} MiB)`, 'pushMonolithic', 'MB/s'],
