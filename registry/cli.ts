@@ -60,6 +60,12 @@ run(process.argv.slice(2)).catch((error: unknown) => {
     console.error(`berth-registry: ${error.message}`);
     process.exit(1);
   }
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+    const { address, port } = error as { address?: string; port?: number };
+    console.error(`berth-registry: cannot listen on ${address ?? ''}:${port ?? ''} (${code}); set http.addr or http.debug.addr to a free address`);
+    process.exit(1);
+  }
   console.error('berth-registry: failed to start:', error);
   process.exit(1);
 });
