@@ -15,11 +15,12 @@ import {
 } from 'node:fs';
 import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import type { FileInfo, StorageDriver, WalkDecision } from '../driver.js';
 import { InvalidOffsetError, PathNotFoundError } from '../errors.js';
+import { walkByListing } from '../walk.js';
 
 /** Settings of the filesystem driver (Distribution's `storage.filesystem`). */
 export interface FilesystemDriverOptions {
@@ -105,8 +106,9 @@ export class FilesystemDriver implements StorageDriver {
     if (info.isDir) throw new PathNotFoundError(path, NAME);
     if (offset < 0 || offset > info.size) throw new InvalidOffsetError(path, offset, NAME);
     const end = length === undefined ? undefined : offset + length - 1;
-    if (end !== undefined && end < offset) return createReadStream('/dev/null');
-    return createReadStream(this.full(path), { start: offset, end, highWaterMark: READ_CHUNK });
+    const last = end === undefined ? info.size - 1 : Math.min(end, info.size - 1);
+    if (last < offset) return Readable.from([]);
+    return createReadStream(this.full(path), { start: offset, end: last, highWaterMark: READ_CHUNK });
   }
 
   async writeStream(path: string, source: Readable, options: { append: boolean; signal?: AbortSignal }): Promise<number> {
@@ -167,24 +169,7 @@ export class FilesystemDriver implements StorageDriver {
     return null;
   }
 
-  async walk(path: string, visit: (info: FileInfo) => Promise<WalkDecision> | WalkDecision, signal?: AbortSignal): Promise<void> {
-    for (const child of await this.list(path)) {
-      signal?.throwIfAborted();
-      let info: FileInfo;
-      try {
-        info = await this.stat(child);
-      } catch (error) {
-        if (error instanceof PathNotFoundError) continue; // deleted while we walked
-        throw error;
-      }
-      const decision = await visit(info);
-      if (info.isDir && decision !== 'skip') {
-        try {
-          await this.walk(child, visit, signal);
-        } catch (error) {
-          if (!(error instanceof PathNotFoundError)) throw error;
-        }
-      }
-    }
+  walk(path: string, visit: (info: FileInfo) => Promise<WalkDecision> | WalkDecision, signal?: AbortSignal): Promise<void> {
+    return walkByListing(this, path, visit, signal);
   }
 }

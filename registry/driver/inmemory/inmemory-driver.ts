@@ -5,6 +5,7 @@
 import { Readable } from 'node:stream';
 import type { FileInfo, StorageDriver, WalkDecision } from '../driver.js';
 import { InvalidOffsetError, PathNotFoundError } from '../errors.js';
+import { walkByListing } from '../walk.js';
 
 const NAME = 'inmemory';
 
@@ -156,24 +157,7 @@ export class InMemoryDriver implements StorageDriver {
     return null;
   }
 
-  async walk(path: string, visit: (info: FileInfo) => Promise<WalkDecision> | WalkDecision, signal?: AbortSignal): Promise<void> {
-    for (const child of await this.list(path)) {
-      signal?.throwIfAborted();
-      let info: FileInfo;
-      try {
-        info = await this.stat(child);
-      } catch (error) {
-        if (error instanceof PathNotFoundError) continue;
-        throw error;
-      }
-      const decision = await visit(info);
-      if (info.isDir && decision !== 'skip') {
-        try {
-          await this.walk(child, visit, signal);
-        } catch (error) {
-          if (!(error instanceof PathNotFoundError)) throw error;
-        }
-      }
-    }
+  walk(path: string, visit: (info: FileInfo) => Promise<WalkDecision> | WalkDecision, signal?: AbortSignal): Promise<void> {
+    return walkByListing(this, path, visit, signal);
   }
 }
