@@ -50,6 +50,27 @@ const storageSchema = z
       })
       .nullish(),
     inmemory: z.object({}).nullish(),
+    s3: z
+      .object({
+        bucket: z.string().min(1),
+        region: z.string().min(1),
+        regionendpoint: z.string().min(1).optional(),
+        forcepathstyle: z.boolean().default(false),
+        rootdirectory: z.string().default(''),
+        accesskey: z.string().optional(),
+        secretkey: z.string().optional(),
+        chunksize: z
+          .number()
+          .int()
+          .min(5 * 1024 * 1024, { message: 'must be at least 5242880 (5 MiB), the smallest S3 part' })
+          .default(10 * 1024 * 1024),
+        secure: z.boolean().default(true),
+        skipverify: z.boolean().default(false),
+      })
+      .refine((s3) => (s3.accesskey === undefined) === (s3.secretkey === undefined), {
+        message: 'accesskey and secretkey must be given together (or neither, for the default credential chain)',
+      })
+      .nullish(),
     delete: enabled(false),
     redirect: z.object({ disable: z.boolean().default(false) }).prefault({}),
     maintenance: z
@@ -67,13 +88,13 @@ const storageSchema = z
       .prefault({}),
   })
   .superRefine((storage, ctx) => {
-    const drivers = (['filesystem', 'inmemory'] as const).filter((key) => storage[key] !== undefined);
+    const drivers = (['filesystem', 'inmemory', 's3'] as const).filter((key) => storage[key] !== undefined && storage[key] !== null);
     if (drivers.length !== 1) {
       ctx.addIssue({
         code: 'custom',
         message:
           drivers.length === 0
-            ? 'exactly one storage driver must be configured (filesystem or inmemory)'
+            ? 'exactly one storage driver must be configured (filesystem, inmemory or s3)'
             : `exactly one storage driver must be configured, found ${drivers.join(' and ')}`,
       });
     }

@@ -10,6 +10,7 @@ import { BaseDriver } from './driver/base.js';
 import type { StorageDriver } from './driver/driver.js';
 import { FilesystemDriver } from './driver/filesystem/filesystem-driver.js';
 import { InMemoryDriver } from './driver/inmemory/inmemory-driver.js';
+import { S3Driver } from './driver/s3/s3-driver.js';
 import { createRegistryMetrics, type RegistryMetrics } from './metrics.js';
 import { buildDebugServer, buildServer } from './server.js';
 import { RegistryStorage } from './storage/registry-storage.js';
@@ -33,8 +34,26 @@ export interface RunningRegistry {
 export function createDriver(config: RegistryConfig, metrics?: RegistryMetrics): StorageDriver {
   const { storage } = config;
   let inner: StorageDriver;
-  if (storage.filesystem) inner = new FilesystemDriver({ rootDirectory: resolve(storage.filesystem.rootdirectory) });
-  else inner = new InMemoryDriver();
+  if (storage.filesystem) {
+    inner = new FilesystemDriver({ rootDirectory: resolve(storage.filesystem.rootdirectory) });
+  } else if (storage.s3) {
+    const s3 = storage.s3;
+    inner = new S3Driver({
+      bucket: s3.bucket,
+      region: s3.region,
+      ...(s3.regionendpoint !== undefined ? { endpoint: s3.regionendpoint } : {}),
+      forcePathStyle: s3.forcepathstyle,
+      rootDirectory: s3.rootdirectory,
+      ...(s3.accesskey !== undefined && s3.secretkey !== undefined
+        ? { credentials: { accessKeyId: s3.accesskey, secretAccessKey: s3.secretkey } }
+        : {}),
+      chunkSize: s3.chunksize,
+      secure: s3.secure,
+      skipVerify: s3.skipverify,
+    });
+  } else {
+    inner = new InMemoryDriver();
+  }
   return new BaseDriver(inner, metrics);
 }
 

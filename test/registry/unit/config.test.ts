@@ -102,3 +102,37 @@ health:
     expect(parseAddress('localhost:70000')).toBeUndefined();
   });
 });
+
+describe('S3 storage configuration', () => {
+  it('reads storage.s3 as Distribution names its fields, with Distribution defaults', async () => {
+    const { config } = await loadConfig(undefined, {
+      REGISTRY_STORAGE: 's3',
+      REGISTRY_STORAGE_S3_BUCKET: 'registry',
+      REGISTRY_STORAGE_S3_REGION: 'us-east-1',
+      REGISTRY_STORAGE_S3_REGIONENDPOINT: 'http://127.0.0.1:9000',
+      REGISTRY_STORAGE_S3_FORCEPATHSTYLE: 'true',
+      REGISTRY_STORAGE_S3_ACCESSKEY: 'key',
+      REGISTRY_STORAGE_S3_SECRETKEY: 'secret',
+    });
+    expect(config.storage.filesystem).toBeUndefined();
+    expect(config.storage.s3).toMatchObject({
+      bucket: 'registry',
+      region: 'us-east-1',
+      regionendpoint: 'http://127.0.0.1:9000',
+      forcepathstyle: true,
+      chunksize: 10 * 1024 * 1024,
+      secure: true,
+      skipverify: false,
+      rootdirectory: '',
+    });
+  });
+
+  it.each([
+    ['a missing bucket', { REGISTRY_STORAGE_S3_REGION: 'x' }, 'storage.s3.bucket'],
+    ['a part size below 5 MiB', { REGISTRY_STORAGE_S3_BUCKET: 'b', REGISTRY_STORAGE_S3_REGION: 'x', REGISTRY_STORAGE_S3_CHUNKSIZE: '1024' }, 'storage.s3.chunksize'],
+    ['an access key without a secret key', { REGISTRY_STORAGE_S3_BUCKET: 'b', REGISTRY_STORAGE_S3_REGION: 'x', REGISTRY_STORAGE_S3_ACCESSKEY: 'k' }, 'storage.s3'],
+  ])('names the field for %s', async (_label, env, field) => {
+    const error = await loadConfig(undefined, { REGISTRY_STORAGE: 's3', ...env }).catch((e: unknown) => e);
+    expect((error as Error).message).toContain(`${field}:`);
+  });
+});
