@@ -25,10 +25,43 @@ export interface BerthProcess {
   stop(): Promise<void>;
 }
 
-/** Writes a config.yml for a filesystem store and returns its path. */
+/** Where a test registry stores its content. */
+export type TestStorage =
+  | { readonly rootDir: string }
+  | {
+      readonly s3: {
+        readonly endpoint: string;
+        readonly bucket: string;
+        readonly region: string;
+        readonly accessKey: string;
+        readonly secretKey: string;
+        readonly rootDirectory?: string;
+        readonly redirect?: boolean;
+      };
+    };
+
+function storageYaml(storage: TestStorage): string[] {
+  if ('rootDir' in storage) return ['  filesystem:', `    rootdirectory: ${JSON.stringify(storage.rootDir)}`];
+  const { s3 } = storage;
+  return [
+    '  s3:',
+    `    bucket: ${JSON.stringify(s3.bucket)}`,
+    `    region: ${JSON.stringify(s3.region)}`,
+    `    regionendpoint: ${JSON.stringify(s3.endpoint)}`,
+    '    forcepathstyle: true',
+    '    secure: false',
+    `    accesskey: ${JSON.stringify(s3.accessKey)}`,
+    `    secretkey: ${JSON.stringify(s3.secretKey)}`,
+    `    rootdirectory: ${JSON.stringify(s3.rootDirectory ?? '/')}`,
+    '  redirect:',
+    `    disable: ${String(s3.redirect !== true)}`,
+  ];
+}
+
+/** Writes a config.yml for a test store and returns its path. */
 export async function writeBerthConfig(
   dir: string,
-  options: { rootDir: string; port: number; debugPort: number; deleteEnabled?: boolean; extra?: string },
+  options: { storage: TestStorage; port: number; debugPort: number; deleteEnabled?: boolean; extra?: string },
 ): Promise<string> {
   const path = join(dir, 'config.yml');
   await writeFile(
@@ -38,8 +71,7 @@ export async function writeBerthConfig(
       'log:',
       '  level: info',
       'storage:',
-      '  filesystem:',
-      `    rootdirectory: ${JSON.stringify(options.rootDir)}`,
+      ...storageYaml(options.storage),
       '  delete:',
       `    enabled: ${String(options.deleteEnabled ?? true)}`,
       'http:',
@@ -54,9 +86,11 @@ export async function writeBerthConfig(
   return path;
 }
 
-/** Starts `berth-registry serve` on a filesystem store and waits until `/v2/` answers. */
+/** Starts `berth-registry serve` on a test store and waits until `/v2/` answers. */
 export async function startBerth(options: {
-  rootDir: string;
+  /** A filesystem store at this directory (shorthand for `storage: { rootDir }`). */
+  rootDir?: string;
+  storage?: TestStorage;
   deleteEnabled?: boolean;
   env?: NodeJS.ProcessEnv;
   workDir?: string;
@@ -65,11 +99,13 @@ export async function startBerth(options: {
 }): Promise<BerthProcess> {
   const workDir = options.workDir ?? (await mkdtemp(join(tmpdir(), 'berth-proc-')));
   await mkdir(workDir, { recursive: true });
-  await mkdir(options.rootDir, { recursive: true });
+  const storage: TestStorage | undefined = options.storage ?? (options.rootDir !== undefined ? { rootDir: options.rootDir } : undefined);
+  if (storage === undefined) throw new Error('startBerth needs rootDir or storage');
+  if ('rootDir' in storage) await mkdir(storage.rootDir, { recursive: true });
   const port = await freePort();
   const debugPort = await freePort();
   const config = await writeBerthConfig(workDir, {
-    rootDir: options.rootDir,
+    storage,
     port,
     debugPort,
     ...(options.deleteEnabled !== undefined ? { deleteEnabled: options.deleteEnabled } : {}),
