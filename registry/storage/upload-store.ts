@@ -124,7 +124,8 @@ export class UploadStore {
       }
     }
     const running = await this.runningHash(name, id, size, 'sha256', options.signal);
-    const written = await this.writeHashed(uploadDataPath(name, id), source, running.hash, true, options.signal);
+    // An empty upload has no data object yet: create it, which spares a driver the look-up an append needs.
+    const written = await this.writeHashed(uploadDataPath(name, id), source, running.hash, size > 0, options.signal);
     const newSize = size + written;
     this.hashes.put(id, { algorithm: running.algorithm, offset: newSize, hash: running.hash });
     if (range !== undefined && range.end - range.start + 1 !== written) {

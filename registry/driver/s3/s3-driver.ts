@@ -308,48 +308,52 @@ export class S3Driver implements StorageDriver {
   }
 
   async move(source: string, destination: string, signal?: AbortSignal): Promise<void> {
-    const info = await this.stat(source, signal);
-    if (info.isDir) throw new PathNotFoundError(source, NAME);
     const Key = this.key(destination);
     const CopySource = `${this.bucket}/${encodeURIComponent(this.key(source)).replace(/%2F/g, '/')}`;
-    if (info.size <= MAX_COPY_PART) {
+    try {
+      // One CopyObject serves every object up to 5 GiB; only a refusal sends us to the multipart copy.
       await this.client.send(new CopyObjectCommand({ Bucket: this.bucket, Key, CopySource }), { abortSignal: signal });
-    } else {
-      const { UploadId } = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key }), { abortSignal: signal });
-      const parts: CompletedPart[] = [];
-      try {
-        for (let offset = 0; offset < info.size; offset += MAX_COPY_PART) {
-          const PartNumber = parts.length + 1;
-          const result = await this.client.send(
-            new UploadPartCopyCommand({
-              Bucket: this.bucket,
-              Key,
-              UploadId,
-              PartNumber,
-              CopySource,
-              CopySourceRange: `bytes=${offset}-${Math.min(info.size, offset + MAX_COPY_PART) - 1}`,
-            }),
-            { abortSignal: signal },
-          );
-          parts.push({ PartNumber, ETag: result.CopyPartResult?.ETag });
-        }
-        await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId, MultipartUpload: { Parts: parts } }));
-      } catch (error) {
-        await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId })).catch(() => undefined);
-        throw error;
-      }
+    } catch (error) {
+      if (isNotFound(error)) throw new PathNotFoundError(source, NAME);
+      const info = await this.stat(source, signal);
+      if (info.isDir) throw new PathNotFoundError(source, NAME);
+      if (info.size <= MAX_COPY_PART) throw error;
+      await this.multipartCopy(CopySource, Key, info.size, signal);
     }
     await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(source) }), { abortSignal: signal });
   }
 
-  async delete(path: string, signal?: AbortSignal): Promise<void> {
-    const keys: string[] = [];
+  /** Copies an object larger than one CopyObject allows, in 5 GiB parts. */
+  private async multipartCopy(CopySource: string, Key: string, size: number, signal?: AbortSignal): Promise<void> {
+    const { UploadId } = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key }), { abortSignal: signal });
+    const parts: CompletedPart[] = [];
     try {
-      await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(path) }), { abortSignal: signal });
-      keys.push(this.key(path));
+      for (let offset = 0; offset < size; offset += MAX_COPY_PART) {
+        const PartNumber = parts.length + 1;
+        const result = await this.client.send(
+          new UploadPartCopyCommand({
+            Bucket: this.bucket,
+            Key,
+            UploadId,
+            PartNumber,
+            CopySource,
+            CopySourceRange: `bytes=${offset}-${Math.min(size, offset + MAX_COPY_PART) - 1}`,
+          }),
+          { abortSignal: signal },
+        );
+        parts.push({ PartNumber, ETag: result.CopyPartResult?.ETag });
+      }
+      await this.client.send(new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId, MultipartUpload: { Parts: parts } }));
     } catch (error) {
-      if (!isNotFound(error)) throw error;
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId })).catch(() => undefined);
+      throw error;
     }
+  }
+
+  async delete(path: string, signal?: AbortSignal): Promise<void> {
+    // Registry deletes are nearly always directories (a link's directory, an upload), so list first and
+    // look for a single object only when the prefix is empty.
+    const keys: string[] = [];
     let token: string | undefined;
     do {
       const page = await this.client.send(
@@ -359,7 +363,15 @@ export class S3Driver implements StorageDriver {
       for (const object of page.Contents ?? []) if (object.Key) keys.push(object.Key);
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token !== undefined);
-    if (keys.length === 0) throw new PathNotFoundError(path, NAME);
+    if (keys.length === 0) {
+      try {
+        await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(path) }), { abortSignal: signal });
+      } catch (error) {
+        if (isNotFound(error)) throw new PathNotFoundError(path, NAME);
+        throw error;
+      }
+      keys.push(this.key(path));
+    }
     for (let i = 0; i < keys.length; i += 1000) {
       const batch = keys.slice(i, i + 1000);
       if (batch.length === 1) {
