@@ -25,6 +25,18 @@ CRANE_PKG=github.com/google/go-containerregistry/cmd/crane
 CRANE_VERSION=v0.22.1
 ORAS_PKG=oras.land/oras/cmd/oras
 ORAS_VERSION=v1.3.6
+# MinIO's release tags (RELEASE.2025-…Z) are not semver, so the Go module proxy
+# serves only pseudo-versions of it, and of those only its newest: the head of
+# master, which is RELEASE.2025-10-15T17-29-55Z plus a few fixes (conditional
+# PUT quorum, one response per request) and the notice that the repository is no
+# longer maintained. The ldflags give it the identity its Makefile would.
+MINIO_PKG=github.com/minio/minio
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+MINIO_COMMIT=7aac2a2c5b7c882e68c1ce017d8256be2feea27f
+MINIO_TIME=2026-02-12T20:18:48Z
+# CNCF Distribution 3, the reference registry on S3 (Debian ships only 2.8).
+DISTRIBUTION_V3_PKG=github.com/distribution/distribution/v3/cmd/registry
+DISTRIBUTION_V3_VERSION=v3.1.2
 
 # Bump when the build recipe below changes, to force a rebuild of every tool.
 RECIPE=1
@@ -113,4 +125,11 @@ install_apt_packages
 build_go_tool oci-conformance "$CONFORMANCE_PKG" "$CONFORMANCE_VERSION" "-X main.Version=${CONFORMANCE_VERSION##*-}"
 build_go_tool crane "$CRANE_PKG" "$CRANE_VERSION"
 build_go_tool oras "$ORAS_PKG" "$ORAS_VERSION"
+# The two big builds (minutes each when cold) run one after the other, never together.
+minio_x=github.com/minio/minio/cmd
+build_go_tool minio "$MINIO_PKG" "$MINIO_VERSION" "-X $minio_x.Version=$MINIO_TIME \
+-X $minio_x.ReleaseTag=DEVELOPMENT.${MINIO_TIME//:/-} -X $minio_x.CommitID=$MINIO_COMMIT \
+-X $minio_x.ShortCommitID=${MINIO_COMMIT:0:12} -X $minio_x.CopyrightYear=${MINIO_TIME:0:4}"
+build_go_tool distribution-v3 "$DISTRIBUTION_V3_PKG" "$DISTRIBUTION_V3_VERSION" \
+  "-X github.com/distribution/distribution/v3/version.version=$DISTRIBUTION_V3_VERSION"
 log "tools ready in $BIN_DIR"
