@@ -7,8 +7,19 @@ import { assertRepositoryName } from '../storage/reference.js';
 import { contentLength, hasBody, header, type RequestContext } from './context.js';
 import { parseContentRange, parseRange } from './http-ranges.js';
 
-function uploadLocation(name: string, id: string): string {
-  return `/v2/${name}/blobs/uploads/${id}`;
+/**
+ * The URL of an upload, carrying in `_state` the size the registry last reported. Clients echo the URL, so
+ * any replica can tell an upload whose last bytes it cannot see yet (eventual consistency) from a short one.
+ */
+function uploadLocation(name: string, id: string, size: number): string {
+  return `/v2/${name}/blobs/uploads/${id}?_state=${size}`;
+}
+
+/** The size recorded in the upload URL's `_state`, if the client sent a well-formed one. */
+function expectedSize(ctx: RequestContext): number | undefined {
+  const state = ctx.query.get('_state');
+  if (state === null || !/^\d{1,15}$/.test(state)) return undefined;
+  return Number(state);
 }
 
 function blobLocation(name: string, digest: string): string {
@@ -29,8 +40,9 @@ async function receiving<T>(ctx: RequestContext, fn: () => Promise<T>): Promise<
 export async function getBlob(ctx: RequestContext): Promise<void> {
   const { storage } = ctx.api;
   const digest = parseDigest(ctx.reference);
-  const info = await storage.blobs.stat(ctx.name, digest, ctx.signal);
   const isHead = ctx.request.method === 'HEAD';
+  // A HEAD is how pushers ask whether to upload: answer at once. A GET is a pull: wait out lag.
+  const info = await storage.blobs.stat(ctx.name, digest, ctx.signal, !isHead);
   if (ctx.api.redirect && !isHead) {
     const url = await storage.blobs.redirectURL('GET', digest);
     if (url !== null) {
@@ -115,7 +127,7 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
   const upload = await storage.uploads.start(ctx.name, ctx.signal);
   ctx.reply
     .code(202)
-    .header('location', uploadLocation(ctx.name, upload.id))
+    .header('location', uploadLocation(ctx.name, upload.id, 0))
     .header('docker-upload-uuid', upload.id)
     .header('range', '0-0')
     .header('content-length', '0')
@@ -129,10 +141,10 @@ function rangeHeader(size: number): string {
 
 /** GET /v2/<name>/blobs/uploads/<id>: report how many bytes an upload has. */
 export async function uploadStatus(ctx: RequestContext): Promise<void> {
-  const status = await ctx.api.storage.uploads.status(ctx.name, ctx.reference, ctx.signal);
+  const status = await ctx.api.storage.uploads.status(ctx.name, ctx.reference, ctx.signal, expectedSize(ctx));
   ctx.reply
     .code(204)
-    .header('location', uploadLocation(ctx.name, status.id))
+    .header('location', uploadLocation(ctx.name, status.id, status.size))
     .header('docker-upload-uuid', status.id)
     .header('range', rangeHeader(status.size))
     .send();
@@ -146,13 +158,14 @@ export async function patchUpload(ctx: RequestContext): Promise<void> {
     ctx.api.storage.uploads.append(ctx.name, ctx.reference, ctx.request.raw, {
       ...(range ? { range } : {}),
       ...(length !== undefined ? { length } : {}),
+      ...(expectedSize(ctx) !== undefined ? { expected: expectedSize(ctx) } : {}),
       signal: ctx.signal,
     }),
   );
   ctx.api.onBytesReceived?.('blob_upload', status.received);
   ctx.reply
     .code(202)
-    .header('location', uploadLocation(ctx.name, status.id))
+    .header('location', uploadLocation(ctx.name, status.id, status.size))
     .header('docker-upload-uuid', status.id)
     .header('range', rangeHeader(status.size))
     .header('content-length', '0')
@@ -169,7 +182,9 @@ export async function finishUpload(ctx: RequestContext): Promise<void> {
   const last = hasBody(ctx.request)
     ? { source: ctx.request.raw, ...(range ? { range } : {}), ...(length !== undefined ? { length } : {}) }
     : undefined;
-  const info = await receiving(ctx, () => ctx.api.storage.uploads.commit(ctx.name, ctx.reference, digest, last, ctx.signal));
+  const info = await receiving(ctx, () =>
+    ctx.api.storage.uploads.commit(ctx.name, ctx.reference, digest, last, ctx.signal, expectedSize(ctx)),
+  );
   if (last !== undefined && length !== undefined) ctx.api.onBytesReceived?.('blob_upload', length);
   ctx.reply
     .code(201)

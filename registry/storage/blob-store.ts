@@ -9,6 +9,7 @@ import type { Digest } from './digest.js';
 import { BlobUnknownError } from './errors.js';
 import { deleteIfPresent, readLink, writeLink } from './links.js';
 import { blobDataPath, layerLinkPath } from './paths.js';
+import { STRONGLY_CONSISTENT, readUntil, type VisibilityPolicy } from './visibility.js';
 
 /** What the registry knows of a stored blob. */
 export interface BlobInfo {
@@ -18,7 +19,10 @@ export interface BlobInfo {
 
 /** Reads and links blobs. */
 export class BlobStore {
-  constructor(private readonly driver: StorageDriver) {}
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly visibility: VisibilityPolicy = STRONGLY_CONSISTENT,
+  ) {}
 
   /** Returns the size of blob data stored under a digest in any repository, or undefined if there is none. */
   async statData(digest: Digest, signal?: AbortSignal): Promise<BlobInfo | undefined> {
@@ -31,13 +35,21 @@ export class BlobStore {
     }
   }
 
-  /** Returns a blob linked into the repository; throws BlobUnknownError when it is not linked or has no data. */
-  async stat(name: string, digest: Digest, signal?: AbortSignal): Promise<BlobInfo> {
-    const linked = await readLink(this.driver, layerLinkPath(name, digest), signal);
-    if (linked !== digest) throw new BlobUnknownError(`blob ${digest} is not known to repository ${name}`, { detail: { digest } });
-    const info = await this.statData(digest, signal);
+  /**
+   * Returns a blob linked into the repository; throws BlobUnknownError when it is not linked or has no data.
+   * With `wait`, a blob that is not visible yet is looked for again (a pull right after a push elsewhere).
+   */
+  async stat(name: string, digest: Digest, signal?: AbortSignal, wait = false): Promise<BlobInfo> {
+    const once = () => this.statOnce(name, digest, signal);
+    const info = wait ? await readUntil(this.visibility, once, (found) => found !== undefined, signal) : await once();
     if (info === undefined) throw new BlobUnknownError(`blob ${digest} is not known to repository ${name}`, { detail: { digest } });
     return info;
+  }
+
+  private async statOnce(name: string, digest: Digest, signal?: AbortSignal): Promise<BlobInfo | undefined> {
+    const linked = await readLink(this.driver, layerLinkPath(name, digest), signal);
+    if (linked !== digest) return undefined;
+    return this.statData(digest, signal);
   }
 
   /** Returns true when the repository has the blob. */

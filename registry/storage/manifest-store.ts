@@ -28,6 +28,7 @@ import {
   tagsRoot,
 } from './paths.js';
 import { isTag } from './reference.js';
+import { STRONGLY_CONSISTENT, readUntil, type VisibilityPolicy } from './visibility.js';
 
 /** A manifest as served to clients. */
 export interface StoredManifest {
@@ -96,6 +97,7 @@ export class ManifestStore {
   constructor(
     private readonly driver: StorageDriver,
     private readonly blobs: BlobStore,
+    private readonly visibility: VisibilityPolicy = STRONGLY_CONSISTENT,
   ) {}
 
   /**
@@ -146,8 +148,22 @@ export class ManifestStore {
     return { digest, ...(manifest.subject ? { subject: manifest.subject.digest } : {}) };
   }
 
-  /** Returns the manifest a tag or digest names; throws ManifestUnknownError when there is none. */
+  /**
+   * Returns the manifest a tag or digest names; throws ManifestUnknownError when there is none, after
+   * waiting out the store's read-after-write lag (a pull right after a push to another replica).
+   */
   async get(name: string, reference: string, signal?: AbortSignal): Promise<StoredManifest> {
+    const attempt = () =>
+      this.getOnce(name, reference, signal).catch((error: unknown) => {
+        if (error instanceof ManifestUnknownError) return error;
+        throw error;
+      });
+    const result = await readUntil(this.visibility, attempt, (value) => !(value instanceof ManifestUnknownError), signal);
+    if (result instanceof ManifestUnknownError) throw result;
+    return result;
+  }
+
+  private async getOnce(name: string, reference: string, signal?: AbortSignal): Promise<StoredManifest> {
     const digest = await this.resolve(name, reference, signal);
     const linked = await readLink(this.driver, manifestRevisionLinkPath(name, digest), signal);
     if (linked !== digest) throw new ManifestUnknownError(`manifest ${reference} is not known to repository ${name}`);
@@ -257,11 +273,13 @@ export class ManifestStore {
     signal?: AbortSignal,
   ): Promise<void> {
     const missing: Digest[] = [];
+    // A reference pushed through another replica may not be visible yet: look again before refusing.
+    const check = (present: () => Promise<boolean>) => readUntil(this.visibility, present, (ok) => ok, signal);
     await forEachLimit(blobs, 8, async (descriptor) => {
-      if (!(await this.blobs.exists(name, descriptor.digest, signal))) missing.push(descriptor.digest);
+      if (!(await check(() => this.blobs.exists(name, descriptor.digest, signal)))) missing.push(descriptor.digest);
     });
     await forEachLimit(manifests, 8, async (descriptor) => {
-      if (!(await this.exists(name, descriptor.digest, signal))) missing.push(descriptor.digest);
+      if (!(await check(() => this.exists(name, descriptor.digest, signal)))) missing.push(descriptor.digest);
     });
     if (missing.length > 0) {
       throw new ManifestBlobUnknownError(`the manifest references ${missing.length} blob(s) or manifest(s) the repository does not have, first ${missing[0]}`, {

@@ -14,6 +14,7 @@ import { HashingStream, digestAlgorithm, digestFromHash, type Digest, type Diges
 import { BlobUploadInvalidError, BlobUploadUnknownError, DigestInvalidError, RangeInvalidError, SizeInvalidError } from './errors.js';
 import { deleteIfPresent } from './links.js';
 import { blobDataPath, uploadDataPath, uploadPath, uploadStartedAtPath } from './paths.js';
+import { STRONGLY_CONSISTENT, readUntil, type VisibilityPolicy } from './visibility.js';
 
 const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -70,6 +71,7 @@ export class UploadStore {
     private readonly driver: StorageDriver,
     private readonly blobs: BlobStore,
     private readonly observer: UploadObserver = {},
+    private readonly visibility: VisibilityPolicy = STRONGLY_CONSISTENT,
   ) {}
 
   /** Starts an upload and returns its id. */
@@ -79,9 +81,20 @@ export class UploadStore {
     return { id, size: 0 };
   }
 
-  /** Returns the upload's status; throws BlobUploadUnknownError for an unknown or malformed id. */
-  async status(name: string, id: string, signal?: AbortSignal): Promise<UploadStatus> {
+  /**
+   * Returns the upload's status; throws BlobUploadUnknownError for an unknown or malformed id. `expected`
+   * is the size this registry last reported to the client (from the upload URL's state): on an eventually
+   * consistent store a smaller or missing upload is read again until it shows that many bytes.
+   */
+  async status(name: string, id: string, signal?: AbortSignal, expected?: number): Promise<UploadStatus> {
     if (!UPLOAD_ID.test(id)) throw new BlobUploadUnknownError(`upload ${id.slice(0, 80)} is not known`);
+    const read = () => this.readStatus(name, id, signal);
+    const status = expected === undefined ? await read() : await readUntil(this.visibility, read, (s) => s !== undefined && s.size >= expected, signal);
+    if (status === undefined) throw new BlobUploadUnknownError(`upload ${id} is not known`, { detail: { id } });
+    return status;
+  }
+
+  private async readStatus(name: string, id: string, signal?: AbortSignal): Promise<UploadStatus | undefined> {
     try {
       const info = await this.driver.stat(uploadDataPath(name, id), signal);
       return { id, size: info.size };
@@ -92,7 +105,7 @@ export class UploadStore {
       await this.driver.stat(uploadStartedAtPath(name, id), signal);
       return { id, size: 0 };
     } catch (error) {
-      if (error instanceof PathNotFoundError) throw new BlobUploadUnknownError(`upload ${id} is not known`, { detail: { id } });
+      if (error instanceof PathNotFoundError) return undefined;
       throw error;
     }
   }
@@ -106,9 +119,9 @@ export class UploadStore {
     name: string,
     id: string,
     source: Readable,
-    options: { range?: ChunkRange; length?: number; signal?: AbortSignal } = {},
+    options: { range?: ChunkRange; length?: number; signal?: AbortSignal; expected?: number } = {},
   ): Promise<UploadStatus & { received: number }> {
-    const { size } = await this.status(name, id, options.signal);
+    const { size } = await this.status(name, id, options.signal, options.expected ?? options.range?.start);
     const { range, length } = options;
     if (range !== undefined) {
       if (range.start !== size) {
@@ -145,10 +158,11 @@ export class UploadStore {
     digest: Digest,
     last?: { source: Readable; range?: ChunkRange; length?: number },
     signal?: AbortSignal,
+    expected?: number,
   ): Promise<BlobInfo> {
-    let status = await this.status(name, id, signal);
+    let status = await this.status(name, id, signal, expected);
     if (last !== undefined) {
-      status = await this.append(name, id, last.source, { ...last, ...(signal ? { signal } : {}) });
+      status = await this.append(name, id, last.source, { ...last, ...(signal ? { signal } : {}), expected: status.size });
     }
     const algorithm = digestAlgorithm(digest);
     const running = await this.runningHash(name, id, status.size, algorithm, signal);

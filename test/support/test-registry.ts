@@ -164,3 +164,10 @@ export async function rawRequest(
     req.end(body);
   });
 }
+
+/** Adds query parameters to a (possibly relative) URL that may already have some, as an upload Location does. */
+export function withQuery(location: string, params: Record<string, string>): string {
+  const url = new URL(location, 'http://registry.invalid');
+  for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value);
+  return location.startsWith('http') ? url.toString() : `${url.pathname}${url.search}`;
+}

@@ -11,6 +11,7 @@ import {
   rawRequest,
   sha256,
   type TestRegistry,
+  withQuery,
 } from '../../support/test-registry.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -120,7 +121,7 @@ describe.each(TEST_DRIVERS)('bad input on the %s driver gets the right OCI error
     const blob = randomBlob(2000);
     const start = await registry.app.inject({ method: 'POST', url: '/v2/wrong/blobs/uploads/' });
     const patch = await registry.app.inject({ method: 'PATCH', url: start.headers['location'] as string, headers: { 'content-type': 'application/octet-stream' }, payload: blob });
-    const put = await registry.app.inject({ method: 'PUT', url: `${patch.headers['location'] as string}?digest=${sha256(Buffer.from('nope'))}` });
+    const put = await registry.app.inject({ method: 'PUT', url: `${withQuery(patch.headers['location'] as string, { digest: sha256(Buffer.from('nope')) })}` });
     expect(put.statusCode).toBe(400);
     expect(errorCode(put.body)).toBe('DIGEST_INVALID');
     expect((await storedPaths()).filter((path) => path.includes('/blobs/') || path.includes('_layers'))).toEqual([]);
@@ -161,7 +162,7 @@ describe.each(TEST_DRIVERS)('bad input on the %s driver gets the right OCI error
     const status = await registry.app.inject({ method: 'GET', url: location });
     expect(status.headers['range']).toBe('0-999');
     await registry.app.inject({ method: 'PATCH', url: location, headers: { 'content-type': 'application/octet-stream', 'content-range': '1000-2999' }, payload: blob.subarray(1000) });
-    const put = await registry.app.inject({ method: 'PUT', url: `${location}?digest=${sha256(blob)}` });
+    const put = await registry.app.inject({ method: 'PUT', url: `${withQuery(location, { digest: sha256(blob) })}` });
     expect(put.statusCode).toBe(201);
   });
 

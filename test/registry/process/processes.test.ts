@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitForExit } from '../../tools/processes.js';
 import { startBerth, type BerthProcess } from '../../support/berth-process.js';
+import { withQuery } from '../../support/test-registry.js';
 
 const sha256 = (bytes: Buffer) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 
@@ -42,7 +43,7 @@ describe('two registry processes sharing one storage directory', () => {
     }
     const status = await fetch(`${second.url}${location}`);
     expect(status.headers.get('range')).toBe(`0-${blob.length - 1}`);
-    const put = await fetch(`${second.url}${location}?digest=${sha256(blob)}`, { method: 'PUT' });
+    const put = await fetch(`${second.url}${withQuery(location, { digest: sha256(blob) })}`, { method: 'PUT' });
     expect(put.status).toBe(201);
     for (const registry of [first, second]) {
       const get = await fetch(`${registry.url}/v2/shared/app/blobs/${sha256(blob)}`);
@@ -58,7 +59,7 @@ describe('two registry processes sharing one storage directory', () => {
       headers: { 'content-type': 'application/octet-stream' },
       body: blob,
     });
-    const put = await fetch(`${second.url}${patch.headers.get('location') as string}?digest=${sha256(randomBytes(10))}`, { method: 'PUT' });
+    const put = await fetch(`${second.url}${withQuery(patch.headers.get('location') as string, { digest: sha256(randomBytes(10)) })}`, { method: 'PUT' });
     expect(put.status).toBe(400);
     expect(((await put.json()) as { errors: { code: string }[] }).errors[0]?.code).toBe('DIGEST_INVALID');
   });
