@@ -81,7 +81,8 @@ export async function startMinio(opts: MinioOptions = {}): Promise<RunningMinio>
       await server.start();
     } catch (err) {
       lastError = err as Error;
-      if (!/address already in use/i.test(lastError.message)) break;
+      // MinIO says "Specified port is already in use".
+      if (!/(address|port) (is )?already in use/i.test(lastError.message)) break;
       continue;
     }
     let stopped: Promise<void> | undefined;
@@ -112,7 +113,8 @@ export async function startMinio(opts: MinioOptions = {}): Promise<RunningMinio>
     };
   }
   log.close();
-  // Keep the work dir: its log says why MinIO did not start.
+  // The error carries the log's tail; nothing else in the work dir explains a failed start.
+  await rm(workDir, { recursive: true, force: true });
   throw lastError ?? new Error('MinIO did not start');
 }
 
@@ -149,6 +151,14 @@ class MinioProcess {
     ];
     const child = spawn(this.binary, args, { env: minioEnv(), stdio: ['ignore', this.log, this.log] });
     this.child = child;
+    // If this process exits without stop(), do not leave MinIO running.
+    const onExit = (): void => {
+      child.kill('SIGTERM');
+    };
+    process.once('exit', onExit);
+    child.once('exit', () => {
+      process.off('exit', onExit);
+    });
     let spawnError: Error | undefined;
     child.once('error', (err) => {
       spawnError = err;
