@@ -14,7 +14,7 @@ import { S3Driver } from './driver/s3/s3-driver.js';
 import { createRegistryMetrics, type RegistryMetrics } from './metrics.js';
 import { buildDebugServer, buildServer } from './server.js';
 import { RegistryStorage } from './storage/registry-storage.js';
-import { OBJECT_STORE, STRONGLY_CONSISTENT } from './storage/visibility.js';
+import { OBJECT_STORE, OBJECT_STORE_PULL, STRONGLY_CONSISTENT } from './storage/visibility.js';
 import { SwitchableWriteGuard } from './write-guard.js';
 
 /** A registry that is listening. */
@@ -73,7 +73,10 @@ export async function startRegistry(config: RegistryConfig, options: { logger?: 
   const logger = options.logger ?? createLogger(config);
   const metrics = createRegistryMetrics();
   const driver = createDriver(config, metrics);
-  const storage = new RegistryStorage(driver, { visibility: config.storage.s3 ? OBJECT_STORE : STRONGLY_CONSISTENT });
+  const storage = new RegistryStorage(
+    driver,
+    config.storage.s3 ? { visibility: OBJECT_STORE, pullVisibility: OBJECT_STORE_PULL } : { visibility: STRONGLY_CONSISTENT },
+  );
   const writeGuard = new SwitchableWriteGuard(config.storage.maintenance.readonly.enabled);
   const app = await buildServer({
     storage,

@@ -98,6 +98,7 @@ export class ManifestStore {
     private readonly driver: StorageDriver,
     private readonly blobs: BlobStore,
     private readonly visibility: VisibilityPolicy = STRONGLY_CONSISTENT,
+    private readonly pullVisibility: VisibilityPolicy = visibility,
   ) {}
 
   /**
@@ -158,7 +159,7 @@ export class ManifestStore {
         if (error instanceof ManifestUnknownError) return error;
         throw error;
       });
-    const result = await readUntil(this.visibility, attempt, (value) => !(value instanceof ManifestUnknownError), signal);
+    const result = await readUntil(this.pullVisibility, attempt, (value) => !(value instanceof ManifestUnknownError), signal);
     if (result instanceof ManifestUnknownError) throw result;
     return result;
   }

@@ -15,17 +15,19 @@ export class RegistryStorage {
   readonly manifests: ManifestStore;
 
   /**
-   * `visibility` says how long to wait for objects that should exist but are not visible yet:
-   * STRONGLY_CONSISTENT for a filesystem, OBJECT_STORE for S3.
+   * `visibility` says how long to wait for objects the registry knows were written but cannot see yet, and
+   * `pullVisibility` how long a pull waits for an object that may not exist: STRONGLY_CONSISTENT for a
+   * filesystem, OBJECT_STORE and OBJECT_STORE_PULL for S3.
    */
   constructor(
     readonly driver: StorageDriver,
-    options: { observer?: UploadObserver; visibility?: VisibilityPolicy } = {},
+    options: { observer?: UploadObserver; visibility?: VisibilityPolicy; pullVisibility?: VisibilityPolicy } = {},
   ) {
     const visibility = options.visibility ?? STRONGLY_CONSISTENT;
-    this.blobs = new BlobStore(driver, visibility);
+    const pullVisibility = options.pullVisibility ?? visibility;
+    this.blobs = new BlobStore(driver, pullVisibility);
     this.uploads = new UploadStore(driver, this.blobs, options.observer, visibility);
-    this.manifests = new ManifestStore(driver, this.blobs, visibility);
+    this.manifests = new ManifestStore(driver, this.blobs, visibility, pullVisibility);
   }
 
   /** Lists repository names in lexical order, after `last`, at most `limit`. */

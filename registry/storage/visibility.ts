@@ -16,8 +16,17 @@ export interface VisibilityPolicy {
 /** No waiting: the store is strongly consistent (filesystem, in-memory). */
 export const STRONGLY_CONSISTENT: VisibilityPolicy = { retries: 0, initialDelayMs: 0, maxDelayMs: 0 };
 
-/** Up to about three seconds of waiting: object stores (S3 and compatible servers). */
+/**
+ * Up to about three seconds of waiting, for objects the registry knows were written (an upload's bytes it
+ * reported, blobs a manifest names): object stores (S3 and compatible servers).
+ */
 export const OBJECT_STORE: VisibilityPolicy = { retries: 8, initialDelayMs: 25, maxDelayMs: 800 };
+
+/**
+ * About a fifth of a second, for pulls of objects that may or may not exist: enough for an object store's
+ * usual lag after a push through another replica, short enough that a genuine 404 stays quick.
+ */
+export const OBJECT_STORE_PULL: VisibilityPolicy = { retries: 3, initialDelayMs: 25, maxDelayMs: 100 };
 
 /**
  * Calls `read` until `done` accepts its result or the policy's retries are spent, and returns the last
