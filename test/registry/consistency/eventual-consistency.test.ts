@@ -4,7 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll } from 'vitest';
+import type { StorageDriver } from '../../../registry/driver/driver.js';
 import { FilesystemDriver } from '../../../registry/driver/filesystem/filesystem-driver.js';
+import { S3Driver } from '../../../registry/driver/s3/s3-driver.js';
+import { createBucket, startMinio, type RunningMinio } from '../../tools/minio.js';
 import { EventuallyConsistentDriver, seededRandom } from '../../support/eventually-consistent-driver.js';
 import { createReplicaSet, type ReplicaSet } from '../../support/replica-set.js';
 import { withQuery } from '../../support/test-registry.js';
@@ -13,7 +17,30 @@ const SEED = Number(process.env['BERTH_SEED'] ?? Math.floor(Math.random() * 2 **
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const sha256 = (bytes: Buffer) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 
-describe(`three replicas on an eventually consistent filesystem store (seed ${SEED}; rerun with BERTH_SEED=${SEED})`, () => {
+let minio: RunningMinio;
+beforeAll(async () => {
+  minio = await startMinio();
+  await createBucket(minio, 'consistency');
+});
+afterAll(async () => {
+  await minio?.stop();
+});
+
+/** The real stores the lagging wrapper goes around. */
+const STORES: Record<string, (root: string) => StorageDriver> = {
+  filesystem: (root) => new FilesystemDriver({ rootDirectory: root }),
+  's3 (MinIO)': (root) =>
+    new S3Driver({
+      bucket: 'consistency',
+      region: minio.region,
+      endpoint: minio.endpoint,
+      forcePathStyle: true,
+      rootDirectory: root,
+      credentials: { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey },
+    }),
+};
+
+describe.each(Object.keys(STORES))(`three replicas on an eventually consistent %s store (seed ${SEED}; rerun with BERTH_SEED=${SEED})`, (store) => {
   let root: string;
   let cluster: ReplicaSet;
   let random: () => number;
@@ -21,7 +48,7 @@ describe(`three replicas on an eventually consistent filesystem store (seed ${SE
   beforeEach(async () => {
     root = await mkdtemp(join(tmpdir(), 'berth-ec-'));
     random = seededRandom(SEED);
-    const driver = new EventuallyConsistentDriver(new FilesystemDriver({ rootDirectory: root }), {
+    const driver = new EventuallyConsistentDriver((STORES[store] as (root: string) => StorageDriver)(root), {
       seed: SEED,
       minLagMs: 0,
       maxLagMs: 120,
