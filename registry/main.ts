@@ -73,10 +73,15 @@ export async function startRegistry(config: RegistryConfig, options: { logger?: 
   const logger = options.logger ?? createLogger(config);
   const metrics = createRegistryMetrics();
   const driver = createDriver(config, metrics);
-  const storage = new RegistryStorage(
-    driver,
-    config.storage.s3 ? { visibility: OBJECT_STORE, pullVisibility: OBJECT_STORE_PULL } : { visibility: STRONGLY_CONSISTENT },
-  );
+  const storage = new RegistryStorage(driver, {
+    ...(config.storage.s3 ? { visibility: OBJECT_STORE, pullVisibility: OBJECT_STORE_PULL } : { visibility: STRONGLY_CONSISTENT }),
+    observer: {
+      hashRebuilt(bytes, seconds) {
+        metrics.hashRebuildBytes.inc(bytes);
+        metrics.hashRebuildDuration.observe(seconds);
+      },
+    },
+  });
   const writeGuard = new SwitchableWriteGuard(config.storage.maintenance.readonly.enabled);
   const app = await buildServer({
     storage,

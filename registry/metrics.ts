@@ -15,6 +15,8 @@ export interface RegistryMetrics {
   readonly storageDuration: Histogram<'driver' | 'operation'>;
   readonly storageErrors: Counter<'driver' | 'operation'>;
   readonly uploadsInProgress: Gauge;
+  readonly hashRebuildBytes: Counter;
+  readonly hashRebuildDuration: Histogram;
 }
 
 /** Creates the registry's metrics on a new prom-client Registry, with Node's default process metrics. */
@@ -65,6 +67,17 @@ export function createRegistryMetrics(): RegistryMetrics {
     uploadsInProgress: new Gauge({
       name: 'registry_uploads_in_progress',
       help: 'Blob upload requests (POST, PATCH, PUT with data) being received by this process.',
+      registers,
+    }),
+    hashRebuildBytes: new Counter({
+      name: 'registry_upload_hash_rebuild_bytes_total',
+      help: 'Upload bytes read back from storage to hash them, because the chunks arrived at other processes.',
+      registers,
+    }),
+    hashRebuildDuration: new Histogram({
+      name: 'registry_upload_hash_rebuild_duration_seconds',
+      help: 'Time spent reading an upload back from storage to hash it at commit.',
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 120],
       registers,
     }),
   };

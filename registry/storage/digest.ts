@@ -53,19 +53,19 @@ export function digestFromHash(hash: Hash, algorithm: DigestAlgorithm): Digest {
 }
 
 /**
- * A pass-through stream that hashes and counts every byte that flows through it, so a blob is verified
- * while it streams and is never held in memory.
+ * A pass-through stream that counts every byte that flows through it and hashes it when given a hash, so a
+ * blob is verified while it streams and is never held in memory.
  */
 export class HashingStream extends Transform {
   /** Bytes seen so far. */
   bytes = 0;
 
-  constructor(readonly hash: Hash) {
+  constructor(readonly hash: Hash | undefined) {
     super({ highWaterMark: 1 << 20 });
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.hash.update(chunk);
+    this.hash?.update(chunk);
     this.bytes += chunk.length;
     callback(null, chunk);
   }

@@ -136,11 +136,20 @@ export class UploadStore {
         });
       }
     }
-    const running = await this.runningHash(name, id, size, 'sha256', options.signal);
+    // Hash while streaming only when this process holds the running hash at this offset (or the upload is
+    // empty). Otherwise the chunk is stored unhashed and the commit hashes the stored bytes once: rebuilding
+    // the hash on every chunk that lands on another replica would read the upload again and again.
+    const cached = this.hashes.take(id);
+    const running: RunningHash | undefined =
+      cached !== undefined && cached.offset === size && cached.algorithm === 'sha256'
+        ? cached
+        : size === 0
+          ? { algorithm: 'sha256', offset: 0, hash: createHash('sha256') }
+          : undefined;
     // An empty upload has no data object yet: create it, which spares a driver the look-up an append needs.
-    const written = await this.writeHashed(uploadDataPath(name, id), source, running.hash, size > 0, options.signal);
+    const written = await this.writeHashed(uploadDataPath(name, id), source, running?.hash, size > 0, options.signal);
     const newSize = size + written;
-    this.hashes.put(id, { algorithm: running.algorithm, offset: newSize, hash: running.hash });
+    if (running !== undefined) this.hashes.put(id, { algorithm: running.algorithm, offset: newSize, hash: running.hash });
     if (range !== undefined && range.end - range.start + 1 !== written) {
       throw new SizeInvalidError(`chunk declared ${range.end - range.start + 1} bytes but carried ${written}`);
     }
@@ -202,8 +211,11 @@ export class UploadStore {
     }
   }
 
-  /** Streams `source` through `hash` into an object and returns the bytes written; a failure on either side stops both. */
-  private async writeHashed(path: string, source: Readable, hash: Hash, append: boolean, signal?: AbortSignal): Promise<number> {
+  /**
+   * Streams `source` (through `hash` when given) into an object and returns the bytes written; a failure on
+   * either side stops both.
+   */
+  private async writeHashed(path: string, source: Readable, hash: Hash | undefined, append: boolean, signal?: AbortSignal): Promise<number> {
     const hashing = new HashingStream(hash);
     await pipeline(source, hashing, async () => {
       await this.driver.writeStream(path, hashing, { append, ...(signal ? { signal } : {}) });

@@ -29,6 +29,16 @@ async function peakRss(pid: number): Promise<number> {
   return match ? Number(match[1]) * 1024 : Number.NaN;
 }
 
+/** Upload bytes the replicas read back to hash at commit, summed from their metrics. */
+async function rebuiltBytes(debugUrls: string[]): Promise<number> {
+  let total = 0;
+  for (const url of debugUrls) {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    total += Number(/^registry_upload_hash_rebuild_bytes_total (\d+)/m.exec(text)?.[1] ?? 0);
+  }
+  return total;
+}
+
 async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'berth-bench-s3-'));
   const minio = await startMinio();
@@ -70,6 +80,37 @@ async function main(): Promise<void> {
       '',
     ];
     process.stdout.write(lines.join('\n'));
+
+    progress('a 256 MiB chunked upload in 32 MiB chunks: all on one replica, then alternating between two');
+    const second = await startBerth({ storage: { s3: { ...s3, bucket: 'berth' } }, workDir: join(work, 'berth-2') });
+    stops.push(() => second.stop());
+    const chunkRows: string[] = [];
+    for (const [label, targets] of [['all chunks on one replica', [berth, berth]], ['chunks alternating between two replicas', [berth, second]]] as const) {
+      const data = createCipheriv('aes-256-ctr', createHash('sha256').update(label).digest(), Buffer.alloc(16)).update(Buffer.alloc(256 * MiB));
+      const before = await rebuiltBytes([berth.debugUrl, second.debugUrl]);
+      const started = performance.now();
+      const post = await fetch(`${targets[0].url}/v2/bench/chunks/blobs/uploads/`, { method: 'POST' });
+      let location = post.headers.get('location') as string;
+      for (let i = 0, offset = 0; offset < data.length; i++, offset += 32 * MiB) {
+        const target = targets[i % 2] as { url: string };
+        const body = data.subarray(offset, offset + 32 * MiB);
+        const patch = await fetch(new URL(location, target.url), {
+          method: 'PATCH',
+          headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${offset + body.length - 1}` },
+          body,
+        });
+        if (patch.status !== 202) throw new Error(`PATCH answered ${patch.status}`);
+        location = patch.headers.get('location') as string;
+      }
+      const finish = new URL(location, targets[1].url);
+      finish.searchParams.set('digest', `sha256:${createHash('sha256').update(data).digest('hex')}`);
+      const put = await fetch(finish, { method: 'PUT' });
+      if (put.status !== 201) throw new Error(`PUT answered ${put.status}: ${await put.text()}`);
+      const seconds = (performance.now() - started) / 1000;
+      const rebuilt = (await rebuiltBytes([berth.debugUrl, second.debugUrl])) - before;
+      chunkRows.push(`| ${label} | ${seconds.toFixed(2)} s | ${((256 * MiB) / seconds / 1e6).toFixed(0)} MB/s | ${(rebuilt / MiB).toFixed(0)} MiB |`);
+    }
+    process.stdout.write(['', '| 256 MiB chunked upload, 32 MiB chunks | time | throughput | bytes read back to hash |', '|---|---|---|---|', ...chunkRows, ''].join('\n'));
 
     progress(`writing a ${BLOB_MIB} MiB blob`);
     const blobPath = join(work, 'big.bin');
