@@ -12,6 +12,7 @@ import {
   read as readCallback,
   readFile as readFileCallback,
   stat as statCallback,
+  type BigIntStats,
 } from 'node:fs';
 import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -57,6 +58,36 @@ async function readSmallFile(path: string): Promise<Buffer> {
 }
 const READ_CHUNK = 4 << 20;
 
+const statBigint = (path: string) =>
+  new Promise<BigIntStats>((resolve, reject) =>
+    statCallback(path, { bigint: true }, (error, stats) => (error ? reject(error) : resolve(stats))),
+  );
+
+/**
+ * Small objects (links, tags) by path, each with the identity of the file it was read from. Every write
+ * replaces a file by rename, so a file with the same inode, size and nanosecond change time is the same
+ * content: one stat then answers a read, instead of open, read and close. Bounded, oldest evicted first.
+ */
+class SmallFileCache {
+  private readonly entries = new Map<string, { identity: string; content: Buffer }>();
+
+  constructor(private readonly capacity: number) {}
+
+  get(path: string, identity: string): Buffer | undefined {
+    const entry = this.entries.get(path);
+    return entry !== undefined && entry.identity === identity ? entry.content : undefined;
+  }
+
+  set(path: string, identity: string, content: Buffer): void {
+    this.entries.delete(path);
+    this.entries.set(path, { identity, content });
+    if (this.entries.size > this.capacity) {
+      const oldest = this.entries.keys().next().value;
+      if (oldest !== undefined) this.entries.delete(oldest);
+    }
+  }
+}
+
 function isMissing(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   return code === 'ENOENT' || code === 'ENOTDIR';
@@ -66,6 +97,8 @@ function isMissing(error: unknown): boolean {
 export class FilesystemDriver implements StorageDriver {
   readonly name = NAME;
 
+  private readonly smallFiles = new SmallFileCache(16_384);
+
   constructor(private readonly options: FilesystemDriverOptions) {}
 
   private full(path: string): string {
@@ -73,9 +106,17 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   async getContent(path: string): Promise<Buffer> {
+    const full = this.full(path);
     try {
+      const info = await statBigint(full);
+      if (info.isDirectory()) throw new PathNotFoundError(path, NAME);
+      const identity = `${info.ino}:${info.size}:${info.ctimeNs}:${info.mtimeNs}`;
+      const cached = this.smallFiles.get(full, identity);
+      if (cached !== undefined) return Buffer.from(cached);
       // Small objects only: one read is quicker than wiring an abort signal through it.
-      return await readSmallFile(this.full(path));
+      const content = await readSmallFile(full);
+      if (content.length < SMALL_READ && BigInt(content.length) === info.size) this.smallFiles.set(full, identity, content);
+      return Buffer.from(content);
     } catch (error) {
       if (isMissing(error) || (error as NodeJS.ErrnoException).code === 'EISDIR') throw new PathNotFoundError(path, NAME);
       throw error;
