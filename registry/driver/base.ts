@@ -4,7 +4,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { Counter, Histogram } from 'prom-client';
-import { PATH_PATTERN, type FileInfo, type StorageDriver, type WalkDecision } from './driver.js';
+import { PATH_PATTERN, type FileInfo, type StorageDriver, type WalkDecision, type WriteOptions } from './driver.js';
 import { DriverError, InvalidPathError, PathNotFoundError, isDriverContractError } from './errors.js';
 
 /** The metrics the wrapper records into. */
@@ -16,6 +16,8 @@ export interface DriverMetrics {
 /** Wraps a driver with path checks, metrics and error normalisation. */
 export class BaseDriver implements StorageDriver {
   readonly name: string;
+  /** Errors thrown by callers' own code run inside an operation (`verify`), which are rethrown as they are. */
+  private readonly callerErrors = new WeakSet<object>();
 
   constructor(
     private readonly inner: StorageDriver,
@@ -36,8 +38,18 @@ export class BaseDriver implements StorageDriver {
     return this.run('reader', [path], () => this.inner.reader(path, offset, length, signal));
   }
 
-  writeStream(path: string, source: Readable, options: { append: boolean; signal?: AbortSignal }): Promise<number> {
-    return this.run('write_stream', [path], () => this.inner.writeStream(path, source, options));
+  writeStream(path: string, source: Readable, options: WriteOptions): Promise<number> {
+    const { verify } = options;
+    // A verification failure is the caller's verdict on the content, not a storage fault: it passes through.
+    const checked = verify && (async () => {
+      try {
+        await verify();
+      } catch (error) {
+        if (typeof error === 'object' && error !== null) this.callerErrors.add(error);
+        throw error;
+      }
+    });
+    return this.run('write_stream', [path], () => this.inner.writeStream(path, source, { ...options, ...(checked ? { verify: checked } : {}) }));
   }
 
   stat(path: string, signal?: AbortSignal): Promise<FileInfo> {
@@ -75,6 +87,7 @@ export class BaseDriver implements StorageDriver {
     try {
       return await fn();
     } catch (error) {
+      if (typeof error === 'object' && error !== null && this.callerErrors.has(error)) throw error;
       if (!(error instanceof PathNotFoundError)) this.metrics?.storageErrors.inc(labels);
       if (isDriverContractError(error)) throw error;
       throw new DriverError(this.name, operation, error);

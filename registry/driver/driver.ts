@@ -19,6 +19,19 @@ export interface FileInfo {
   readonly isDir: boolean;
 }
 
+/** How `writeStream` writes. */
+export interface WriteOptions {
+  /** Add to the end of the object instead of replacing it. */
+  readonly append: boolean;
+  readonly signal?: AbortSignal;
+  /**
+   * Without `append` only: runs once every byte is received and before the object becomes visible; if it
+   * throws, the object is never visible (nor any previous one disturbed) and the error is rethrown. This is
+   * how a blob whose digest is known in advance is verified and published in place, with no copy.
+   */
+  readonly verify?: () => void | Promise<void>;
+}
+
 /** What a `walk` visitor may return: `'skip'` to not descend into the directory it was given. */
 export type WalkDecision = 'skip' | void;
 
@@ -44,7 +57,7 @@ export interface StorageDriver {
    * bytes durable before it resolves with the number of bytes written by this call. If it fails, an object
    * it created is removed; bytes it appended may remain (callers re-read the size to resume).
    */
-  writeStream(path: string, source: Readable, options: { append: boolean; signal?: AbortSignal }): Promise<number>;
+  writeStream(path: string, source: Readable, options: WriteOptions): Promise<number>;
 
   /** Describes an object or directory. Throws PathNotFoundError if neither exists. */
   stat(path: string, signal?: AbortSignal): Promise<FileInfo>;

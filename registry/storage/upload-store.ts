@@ -170,6 +170,13 @@ export class UploadStore {
     expected?: number,
   ): Promise<BlobInfo> {
     let status = await this.status(name, id, signal, expected);
+    if (last !== undefined && status.size === 0) {
+      // The whole blob arrives with the digest: verify it on its way into place, with no upload copy.
+      const info = await this.putMonolithic(name, digest, last.source, last.length, signal);
+      this.hashes.take(id);
+      await deleteIfPresent(this.driver, uploadPath(name, id), signal);
+      return info;
+    }
     if (last !== undefined) {
       status = await this.append(name, id, last.source, { ...last, ...(signal ? { signal } : {}), expected: status.size });
     }
@@ -187,28 +194,37 @@ export class UploadStore {
   }
 
   /**
-   * Receives a whole blob in one request (`POST ?digest=`), verifying it while it streams. When `length`
-   * is given, the body must carry exactly that many bytes.
+   * Receives a whole blob whose digest is known before its first byte (`POST ?digest=`, or a PUT carrying
+   * the whole blob), verifying it while it streams. It is written straight to its place in the blob store
+   * and published only once verified, so it is never copied; when the blob is already stored, the body is
+   * verified and not written again. When `length` is given, the body must carry exactly that many bytes.
    */
   async putMonolithic(name: string, digest: Digest, source: Readable, length: number | undefined, signal?: AbortSignal): Promise<BlobInfo> {
-    const { id } = await this.start(name, signal);
     const algorithm = digestAlgorithm(digest);
     const hash = createHash(algorithm);
-    try {
-      const written = await this.writeHashed(uploadDataPath(name, id), source, hash, false, signal);
-      if (length !== undefined && written !== length) {
-        throw new SizeInvalidError(`the body carried ${written} bytes, not the ${length} declared`);
+    const hashing = new HashingStream(hash);
+    const verify = () => {
+      if (length !== undefined && hashing.bytes !== length) {
+        throw new SizeInvalidError(`the body carried ${hashing.bytes} bytes, not the ${length} declared`);
       }
       const actual = digestFromHash(hash, algorithm);
       if (actual !== digest) {
         throw new DigestInvalidError(`the blob's content has digest ${actual}, not ${digest}`, { detail: { expected: digest, actual } });
       }
-      await this.place(name, id, digest, written, signal);
-      return { digest, size: written };
-    } catch (error) {
-      await deleteIfPresent(this.driver, uploadPath(name, id)).catch(() => undefined);
-      throw error;
+    };
+    const existing = await this.blobs.statData(digest, signal);
+    if (existing !== undefined) {
+      await pipeline(source, hashing, async (stream: AsyncIterable<Buffer>) => {
+        for await (const chunk of stream) void chunk;
+      });
+      verify();
+    } else {
+      await pipeline(source, hashing, async () => {
+        await this.driver.writeStream(blobDataPath(digest), hashing, { append: false, verify, ...(signal ? { signal } : {}) });
+      });
     }
+    await this.blobs.link(name, digest, signal);
+    return { digest, size: hashing.bytes };
   }
 
   /**

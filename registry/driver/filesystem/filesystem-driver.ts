@@ -19,7 +19,7 @@ import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import type { FileInfo, StorageDriver, WalkDecision } from '../driver.js';
+import type { FileInfo, StorageDriver, WriteOptions, WalkDecision } from '../driver.js';
 import { InvalidOffsetError, PathNotFoundError } from '../errors.js';
 import { walkByListing } from '../walk.js';
 
@@ -152,14 +152,24 @@ export class FilesystemDriver implements StorageDriver {
     return createReadStream(this.full(path), { start: offset, end: last, highWaterMark: READ_CHUNK });
   }
 
-  async writeStream(path: string, source: Readable, options: { append: boolean; signal?: AbortSignal }): Promise<number> {
+  async writeStream(path: string, source: Readable, options: WriteOptions): Promise<number> {
     const target = this.full(path);
     await mkdir(dirname(target), { recursive: true });
-    const out = createWriteStream(target, { flags: options.append ? 'a' : 'w', flush: true, highWaterMark: READ_CHUNK });
+    if (options.append) {
+      const out = createWriteStream(target, { flags: 'a', flush: true, highWaterMark: READ_CHUNK });
+      await pipeline(source, out, { signal: options.signal });
+      return out.bytesWritten;
+    }
+    // A new object is written beside its path, fsynced, verified, and renamed into place: readers see the
+    // old object or the whole new one, never a part.
+    const temporary = `${target}.${randomUUID()}.tmp`;
+    const out = createWriteStream(temporary, { flags: 'w', flush: true, highWaterMark: READ_CHUNK });
     try {
       await pipeline(source, out, { signal: options.signal });
+      await options.verify?.();
+      await rename(temporary, target);
     } catch (error) {
-      if (!options.append) await rm(target, { force: true });
+      await rm(temporary, { force: true });
       throw error;
     }
     return out.bytesWritten;

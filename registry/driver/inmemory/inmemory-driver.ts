@@ -3,7 +3,7 @@
  * is lost when the process exits, and it cannot be shared between replicas.
  */
 import { Readable } from 'node:stream';
-import type { FileInfo, StorageDriver, WalkDecision } from '../driver.js';
+import type { FileInfo, StorageDriver, WriteOptions, WalkDecision } from '../driver.js';
 import { InvalidOffsetError, PathNotFoundError } from '../errors.js';
 import { walkByListing } from '../walk.js';
 
@@ -98,7 +98,7 @@ export class InMemoryDriver implements StorageDriver {
     return Readable.from(slices(), { objectMode: false });
   }
 
-  async writeStream(path: string, source: Readable, options: { append: boolean; signal?: AbortSignal }): Promise<number> {
+  async writeStream(path: string, source: Readable, options: WriteOptions): Promise<number> {
     const received: Buffer[] = [];
     let written = 0;
     for await (const chunk of source) {
@@ -107,6 +107,7 @@ export class InMemoryDriver implements StorageDriver {
       received.push(buffer);
       written += buffer.length;
     }
+    if (!options.append) await options.verify?.();
     const existing = options.append ? this.find(path) : undefined;
     if (existing?.kind === 'file') {
       existing.chunks.push(...received);

@@ -28,7 +28,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import type { FileInfo, StorageDriver, WalkDecision } from '../driver.js';
+import type { FileInfo, StorageDriver, WriteOptions, WalkDecision } from '../driver.js';
 import { InvalidOffsetError, PathNotFoundError } from '../errors.js';
 import { walkByListing } from '../walk.js';
 
@@ -158,7 +158,7 @@ export class S3Driver implements StorageDriver {
     }
   }
 
-  async writeStream(path: string, source: Readable, options: { append: boolean; signal?: AbortSignal }): Promise<number> {
+  async writeStream(path: string, source: Readable, options: WriteOptions): Promise<number> {
     let existing: { size: number } | undefined;
     if (options.append) {
       try {
@@ -168,14 +168,20 @@ export class S3Driver implements StorageDriver {
         if (!isNotFound(error)) throw error;
       }
     }
-    return this.writeParts(path, source, existing, options.signal);
+    return this.writeParts(path, source, existing, options.signal, options.append ? undefined : options.verify);
   }
 
   /**
    * Uploads `source` to `path` in parts of `partSize`, after the object's current bytes when `existing` is
    * given, and returns the bytes taken from `source`. Small results go in one PutObject.
    */
-  private async writeParts(path: string, source: Readable, existing: { size: number } | undefined, signal?: AbortSignal): Promise<number> {
+  private async writeParts(
+    path: string,
+    source: Readable,
+    existing: { size: number } | undefined,
+    signal?: AbortSignal,
+    verify?: () => void | Promise<void>,
+  ): Promise<number> {
     const Key = this.key(path);
     const Bucket = this.bucket;
     const abort = { abortSignal: signal };
@@ -251,11 +257,14 @@ export class S3Driver implements StorageDriver {
       }
       if (uploadId === undefined) {
         const body = Buffer.concat(pending, pendingBytes);
+        await verify?.();
         await this.client.send(new PutObjectCommand({ Bucket, Key, Body: body, ContentLength: body.length }), abort);
         return received;
       }
       if (pendingBytes > 0) await sendPart(takePending(pendingBytes));
       await inFlight;
+      // The parts are invisible until the upload completes: verify first, and abort below if that fails.
+      await verify?.();
       await this.client.send(
         new CompleteMultipartUploadCommand({ Bucket, Key, UploadId: uploadId, MultipartUpload: { Parts: parts } }),
         abort,

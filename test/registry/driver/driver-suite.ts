@@ -135,6 +135,33 @@ export function runDriverSuite(label: string, create: () => Promise<DriverFixtur
       await expect(driver.stat('/failed')).rejects.toBeInstanceOf(PathNotFoundError);
     });
 
+    it('publishes a new object only after verify passes, and never when it throws', async () => {
+      await driver.putContent('/verified', Buffer.from('old'));
+      const refused = new Error('digest mismatch');
+      await expect(
+        driver.writeStream('/verified', Readable.from([Buffer.alloc(6 * 1024 * 1024, 1)]), {
+          append: false,
+          verify: () => {
+            throw refused;
+          },
+        }),
+      ).rejects.toBe(refused);
+      expect((await driver.getContent('/verified')).toString()).toBe('old');
+      await expect(
+        driver.writeStream('/fresh', Readable.from([Buffer.from('x')]), { append: false, verify: () => Promise.reject(refused) }),
+      ).rejects.toBe(refused);
+      await expect(driver.stat('/fresh')).rejects.toBeInstanceOf(PathNotFoundError);
+      let verified = false;
+      await driver.writeStream('/verified', Readable.from([Buffer.from('new')]), {
+        append: false,
+        verify: () => {
+          verified = true;
+        },
+      });
+      expect(verified).toBe(true);
+      expect((await driver.getContent('/verified')).toString()).toBe('new');
+    });
+
     it('reads from an offset for a length, and refuses an offset past the end', async () => {
       await driver.putContent('/ranged', Buffer.from('0123456789'));
       expect((await readAll(await driver.reader('/ranged', 3))).toString()).toBe('3456789');
