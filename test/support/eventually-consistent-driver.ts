@@ -16,7 +16,7 @@
  * Usage: `new EventuallyConsistentDriver(new FilesystemDriver({ rootDirectory }), { seed: 42 })`.
  */
 import { Readable } from 'node:stream';
-import type { FileInfo, StorageDriver, WalkDecision } from '../../registry/driver/driver.js';
+import type { FileInfo, StorageDriver, WriteOptions, WalkDecision } from '../../registry/driver/driver.js';
 import { PathNotFoundError } from '../../registry/driver/errors.js';
 import { walkByListing } from '../../registry/driver/walk.js';
 
@@ -146,7 +146,7 @@ export class EventuallyConsistentDriver implements StorageDriver {
     return Readable.from([shadow.content.subarray(offset, end)]);
   }
 
-  async writeStream(path: string, source: Readable, options: { append: boolean; signal?: AbortSignal }): Promise<number> {
+  async writeStream(path: string, source: Readable, options: WriteOptions): Promise<number> {
     await this.shadow(path);
     return this.inner.writeStream(path, source, options);
   }
