@@ -1,0 +1,31 @@
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { allCrds } from '../../../operator/api/crds.js';
+import { renderCrd } from '../../../operator/api/render-crds.js';
+
+const ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
+
+type SchemaNode = { type?: string; description?: string; properties?: Record<string, SchemaNode>; items?: SchemaNode; additionalProperties?: SchemaNode | boolean };
+
+/** Every schema path below `spec` and `status` that has no description. */
+function undescribed(node: SchemaNode, path: string): string[] {
+  const missing = node.description === undefined ? [path] : [];
+  for (const [name, child] of Object.entries(node.properties ?? {})) missing.push(...undescribed(child, `${path}.${name}`));
+  if (node.items) missing.push(...undescribed(node.items, `${path}[]`));
+  if (typeof node.additionalProperties === 'object') missing.push(...undescribed(node.additionalProperties, `${path}{}`));
+  return missing;
+}
+
+describe('the custom resource definitions', () => {
+  it.each(allCrds().map(({ file, crd }) => [file, crd] as const))('crds/%s is exactly what the schema source generates (run npm run crds)', async (file, crd) => {
+    expect(await readFile(join(ROOT, 'crds', file), 'utf8')).toBe(renderCrd(crd));
+  });
+
+  it.each(allCrds().map(({ file, crd }) => [file, crd] as const))('%s describes every field of spec and status', (_file, crd) => {
+    const root = (crd as { spec: { versions: { schema: { openAPIV3Schema: SchemaNode } }[] } }).spec.versions[0]?.schema.openAPIV3Schema;
+    const properties = root?.properties ?? {};
+    expect([...undescribed(properties['spec'] as SchemaNode, 'spec'), ...undescribed(properties['status'] as SchemaNode, 'status')]).toEqual([]);
+  });
+});
