@@ -99,6 +99,6 @@ export const garbageCollectionStatusSchema = {
 } as const;
 
 /** The GarbageCollection spec, as the operator reads it. */
-export type GarbageCollectionSpec = FromSchema<typeof garbageCollectionSpecSchema>;
+export type GarbageCollectionSpec = FromSchema<typeof garbageCollectionSpecSchema, { keepDefaultedPropertiesOptional: true }>;
 /** The GarbageCollection status, as the operator writes it. */
-export type GarbageCollectionStatus = FromSchema<typeof garbageCollectionStatusSchema>;
+export type GarbageCollectionStatus = FromSchema<typeof garbageCollectionStatusSchema, { keepDefaultedPropertiesOptional: true }>;

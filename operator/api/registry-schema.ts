@@ -183,7 +183,7 @@ export const registryStatusSchema = {
   additionalProperties: false,
 } as const;
 
-/** The Registry spec, as the operator reads it. */
-export type RegistrySpec = FromSchema<typeof registrySpecSchema>;
+/** The Registry spec, as the operator reads it; fields with schema defaults stay optional so builders apply the same defaults. */
+export type RegistrySpec = FromSchema<typeof registrySpecSchema, { keepDefaultedPropertiesOptional: true }>;
 /** The Registry status, as the operator writes it. */
-export type RegistryStatus = FromSchema<typeof registryStatusSchema>;
+export type RegistryStatus = FromSchema<typeof registryStatusSchema, { keepDefaultedPropertiesOptional: true }>;
