@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { allCrds } from '../../../operator/api/crds.js';
 import { renderCrd } from '../../../operator/api/render-crds.js';
+import { resourcePath, resourceType } from '../../../operator/kube/resources.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 
@@ -27,5 +28,20 @@ describe('the custom resource definitions', () => {
     const root = (crd as { spec: { versions: { schema: { openAPIV3Schema: SchemaNode } }[] } }).spec.versions[0]?.schema.openAPIV3Schema;
     const properties = root?.properties ?? {};
     expect([...undescribed(properties['spec'] as SchemaNode, 'spec'), ...undescribed(properties['status'] as SchemaNode, 'status')]).toEqual([]);
+  });
+});
+
+describe('REST paths of the kinds the operator touches', () => {
+  it.each([
+    ['v1', 'ConfigMap', { namespace: 'ns', name: 'c' }, '/api/v1/namespaces/ns/configmaps/c'],
+    ['apps/v1', 'Deployment', { namespace: 'ns', name: 'd', subresource: 'status' }, '/apis/apps/v1/namespaces/ns/deployments/d/status'],
+    ['berth.dev/v1alpha1', 'Registry', { namespace: 'ns' }, '/apis/berth.dev/v1alpha1/namespaces/ns/registries'],
+    ['apiextensions.k8s.io/v1', 'CustomResourceDefinition', { namespace: 'ignored', name: 'registries.berth.dev' }, '/apis/apiextensions.k8s.io/v1/customresourcedefinitions/registries.berth.dev'],
+  ] as const)('%s %s', (apiVersion, kind, options, expected) => {
+    expect(resourcePath(resourceType(apiVersion, kind), options)).toBe(expected);
+  });
+
+  it('refuses a kind it does not know', () => {
+    expect(() => resourceType('v1', 'Pod')).toThrow(/does not know/);
   });
 });
