@@ -14,6 +14,7 @@ import {
   configChecksum,
   registryUrl,
 } from '../../../operator/controllers/registry-builders.js';
+import { mergeConditions, registryConditions } from '../../../operator/controllers/conditions.js';
 import { validateConfig } from '../../../registry/config.js';
 
 function registry(spec: Partial<Registry['spec']> = {}): Registry {
@@ -120,5 +121,29 @@ describe('registry builders', () => {
       ['registry', 5000],
       ['metrics', 5001],
     ]);
+  });
+});
+
+describe('registry conditions', () => {
+  const rolledOut = { desired: 3, ready: 3, updated: 3, available: 3, observedGeneration: 2, generation: 2 };
+  it.each([
+    ['no Deployment yet', undefined, undefined, { Available: 'False', Progressing: 'True', Degraded: 'False' }],
+    ['a Deployment rolling out', { ...rolledOut, ready: 1, updated: 1, available: 1 }, undefined, { Available: 'True', Progressing: 'True', Degraded: 'False' }],
+    ['a rolled-out Deployment', rolledOut, undefined, { Available: 'True', Progressing: 'False', Degraded: 'False' }],
+    ['no pod available', { ...rolledOut, ready: 0, available: 0 }, undefined, { Available: 'False', Progressing: 'True', Degraded: 'False' }],
+    ['a missing Secret', undefined, { reason: 'SecretNotFound', message: 'Secret s3-creds not found' }, { Available: 'False', Progressing: 'False', Degraded: 'True' }],
+  ] as const)('follow %s', (_label, state, problem, expected) => {
+    const conditions = registryConditions(state, 2, problem);
+    expect(Object.fromEntries(conditions.map((c) => [c.type, c.status]))).toEqual(expected);
+    for (const condition of conditions) expect(condition.reason).toMatch(/^[A-Z][A-Za-z]+$/);
+  });
+
+  it('keep lastTransitionTime while a status does not change', () => {
+    const first = mergeConditions(undefined, registryConditions(undefined, 1), new Date('2026-01-01T00:00:00Z'));
+    const second = mergeConditions(first, registryConditions(undefined, 1), new Date('2026-01-01T00:05:00Z'));
+    expect(second.map((c) => c.lastTransitionTime)).toEqual(first.map((c) => c.lastTransitionTime));
+    const third = mergeConditions(second, registryConditions({ desired: 1, ready: 1, updated: 1, available: 1, observedGeneration: 1, generation: 1 }, 1), new Date('2026-01-01T00:10:00Z'));
+    expect(third.find((c) => c.type === 'Available')?.lastTransitionTime).toBe('2026-01-01T00:10:00.000Z');
+    expect(third.find((c) => c.type === 'Degraded')?.lastTransitionTime).toBe('2026-01-01T00:00:00.000Z');
   });
 });
