@@ -122,6 +122,19 @@ export class KubeClient {
     return this.request<T>('PATCH', `${path}?fieldManager=${encodeURIComponent(this.fieldManager)}&force=true`, object, 'application/apply-patch+yaml');
   }
 
+  /** Creates an object; throws KubeApiError 409 when it exists. */
+  create<T extends KubeObject>(object: KubeObject): Promise<T> {
+    const type = resourceType(object.apiVersion, object.kind);
+    return this.request<T>('POST', resourcePath(type, object.metadata.namespace ? { namespace: object.metadata.namespace } : {}), object);
+  }
+
+  /** Replaces an object; with `metadata.resourceVersion` set, throws KubeApiError 409 if it changed meanwhile. */
+  replace<T extends KubeObject>(object: KubeObject): Promise<T> {
+    const type = resourceType(object.apiVersion, object.kind);
+    const path = resourcePath(type, { ...(object.metadata.namespace ? { namespace: object.metadata.namespace } : {}), name: object.metadata.name });
+    return this.request<T>('PUT', path, object);
+  }
+
   /** Deletes an object; does nothing when it is already gone. */
   async delete(apiVersion: string, kind: string, namespace: string | undefined, name: string, propagation = 'Background'): Promise<void> {
     try {

@@ -1,0 +1,118 @@
+#!/usr/bin/env node
+/**
+ * `berth-operator`: the composition root. Campaigns for the leader Lease; while leading, watches Registry
+ * objects and the Deployments they own and reconciles them; serves /healthz, /readyz and /metrics; on
+ * SIGTERM stops, releases the Lease and exits.
+ *
+ * Settings (flags or environment): --kubeconfig / KUBECONFIG, --metrics-addr / BERTH_METRICS_ADDR
+ * (default 127.0.0.1:8080), --lease-namespace / POD_NAMESPACE (default berth-system),
+ * --no-leader-elect, --identity / POD_NAME.
+ */
+import { hostname } from 'node:os';
+import { parseArgs } from 'node:util';
+import Fastify from 'fastify';
+import pino from 'pino';
+import { RegistryController } from './controllers/registry-controller.js';
+import { KubeClient, type KubeObject } from './kube/client.js';
+import { createOperatorMetrics } from './metrics.js';
+import { runControllerLoop } from './runtime/controller-loop.js';
+import { LeaderElection } from './runtime/leader-election.js';
+import { WorkQueue } from './runtime/work-queue.js';
+
+/** The field manager every apply uses. */
+export const FIELD_MANAGER = 'berth-operator';
+
+const { values } = parseArgs({
+  options: {
+    kubeconfig: { type: 'string' },
+    'metrics-addr': { type: 'string' },
+    'lease-namespace': { type: 'string' },
+    identity: { type: 'string' },
+    'no-leader-elect': { type: 'boolean', default: false },
+  },
+});
+
+const log = pino({ base: { service: 'berth-operator' } });
+const metrics = createOperatorMetrics();
+const kube = KubeClient.fromKubeconfig(values.kubeconfig ?? process.env['KUBECONFIG'], FIELD_MANAGER);
+const queue = new WorkQueue();
+const controller = new RegistryController(kube, log);
+const identity = values.identity ?? process.env['POD_NAME'] ?? `${hostname()}-${process.pid}`;
+let ready = false;
+let election: LeaderElection | undefined;
+const stops: (() => Promise<void>)[] = [];
+
+const keyOf = (object: KubeObject) => `${object.metadata.namespace ?? ''}/${object.metadata.name}`;
+
+async function startControllers(): Promise<void> {
+  log.info({ identity }, 'Started leading');
+  metrics.leader.set(1);
+  const registries = await kube.watch('berth.dev/v1alpha1', 'Registry', (_event, object) => queue.add(keyOf(object)), (error) =>
+    log.error({ err: error }, 'Lost the Registry watch; restarting it'),
+  );
+  const deployments = await kube.watch<KubeObject & { metadata: { ownerReferences?: { kind: string; name: string }[] } }>(
+    'apps/v1',
+    'Deployment',
+    (_event, object) => {
+      const owner = object.metadata.ownerReferences?.find((reference) => reference.kind === 'Registry');
+      if (owner !== undefined) queue.add(`${object.metadata.namespace ?? ''}/${owner.name}`);
+    },
+    (error) => log.error({ err: error }, 'Lost the Deployment watch; restarting it'),
+  );
+  stops.push(() => registries.stop(), () => deployments.stop());
+  ready = true;
+  void runControllerLoop({
+    name: 'registry',
+    queue,
+    workers: 2,
+    reconcile: (key) => controller.reconcile(key),
+    metrics,
+    onError: (key, error) => log.error({ registry: key, err: error }, 'Failed to reconcile Registry'),
+  });
+}
+
+const server = Fastify({ logger: false });
+server.get('/healthz', async () => ({ status: 'ok' }));
+server.get('/readyz', async (_request, reply) => reply.code(ready || !election?.isLeader ? 200 : 503).send({ ready, leader: election?.isLeader ?? true }));
+server.get('/metrics', async (_request, reply) => reply.header('content-type', metrics.register.contentType).send(await metrics.register.metrics()));
+const [host, port] = (values['metrics-addr'] ?? process.env['BERTH_METRICS_ADDR'] ?? '127.0.0.1:8080').split(/:(?=\d+$)/);
+await server.listen({ host: host === '' || host === undefined ? '0.0.0.0' : host, port: Number(port) });
+log.info({ address: server.server.address(), identity }, 'Started operator');
+
+if (values['no-leader-elect']) {
+  await startControllers();
+} else {
+  election = new LeaderElection(
+    kube,
+    { namespace: values['lease-namespace'] ?? process.env['POD_NAMESPACE'] ?? 'berth-system', name: 'berth-operator', identity },
+    {
+      onStarted: () => {
+        startControllers().catch((error: unknown) => {
+          log.error({ err: error }, 'Failed to start controllers');
+          process.exit(1);
+        });
+      },
+      onStopped: () => {
+        log.error({ identity }, 'Lost the leader Lease; exiting so that a fresh process campaigns again');
+        process.exit(1);
+      },
+    },
+  );
+  election.start();
+}
+
+let stopping = false;
+async function shutdown(signal: string): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  log.info({ signal }, 'Received signal, stopping');
+  queue.shutDown();
+  for (const stop of stops) await stop().catch(() => undefined);
+  await election?.stop().catch(() => undefined);
+  metrics.leader.set(0);
+  await server.close();
+  log.info('Stopped operator');
+  process.exit(0);
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));
