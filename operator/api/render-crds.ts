@@ -1,6 +1,6 @@
 /**
- * `npm run crds`: writes the CRDs that `crds.ts` builds to `crds/` (and the Helm chart's copy, once it
- * exists), so the YAML is never edited by hand.
+ * `npm run crds`: writes the CRDs that `crds.ts` builds to `crds/` and to the Helm chart's `crds/`, so the
+ * YAML is never edited by hand.
  */
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -16,7 +16,9 @@ export function renderCrd(crd: object): string {
 const root = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 if (process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   for (const { file, crd } of allCrds()) {
-    await writeFile(join(root, 'crds', file), renderCrd(crd));
-    console.log(`wrote crds/${file}`);
+    for (const dir of ['crds', 'helm/berth/crds']) {
+      await writeFile(join(root, dir, file), renderCrd(crd));
+      console.log(`wrote ${dir}/${file}`);
+    }
   }
 }

@@ -20,8 +20,9 @@ function undescribed(node: SchemaNode, path: string): string[] {
 }
 
 describe('the custom resource definitions', () => {
-  it.each(allCrds().map(({ file, crd }) => [file, crd] as const))('crds/%s is exactly what the schema source generates (run npm run crds)', async (file, crd) => {
+  it.each(allCrds().map(({ file, crd }) => [file, crd] as const))('crds/%s and the chart copy are exactly what the schema source generates (run npm run crds)', async (file, crd) => {
     expect(await readFile(join(ROOT, 'crds', file), 'utf8')).toBe(renderCrd(crd));
+    expect(await readFile(join(ROOT, 'helm/berth/crds', file), 'utf8')).toBe(renderCrd(crd));
   });
 
   it.each(allCrds().map(({ file, crd }) => [file, crd] as const))('%s describes every field of spec and status', (_file, crd) => {
