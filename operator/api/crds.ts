@@ -18,6 +18,21 @@ interface Names {
   readonly shortNames: readonly string[];
 }
 
+/**
+ * The schema as a CRD takes it: Kubernetes prunes unknown fields by itself and forbids
+ * `additionalProperties: false` beside `properties`, which the TypeScript types need; it is dropped here.
+ */
+export function toCrdSchema(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(toCrdSchema);
+  if (typeof node !== 'object' || node === null) return node;
+  const result: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(node)) {
+    if (key === 'additionalProperties' && value === false) continue;
+    result[key] = toCrdSchema(value);
+  }
+  return result;
+}
+
 function crd(names: Names, description: string, spec: object, status: object, extra: { printerColumns: object[]; subresources: object }): object {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
@@ -43,8 +58,8 @@ function crd(names: Names, description: string, spec: object, status: object, ex
                 apiVersion: { type: 'string', description: 'The versioned schema of this object.' },
                 kind: { type: 'string', description: 'The REST resource this object represents.' },
                 metadata: { type: 'object' },
-                spec,
-                status,
+                spec: toCrdSchema(spec),
+                status: toCrdSchema(status),
               },
             },
           },

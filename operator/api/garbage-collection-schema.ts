@@ -5,8 +5,8 @@
 import type { FromSchema } from 'json-schema-to-ts';
 import { conditionSchema, resourcesSchema } from './common-schema.js';
 
-/** One field of a five-field cron expression: `*`, numbers, names, ranges, lists and steps. */
-const CRON_FIELD = '([*]|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?(,([*]|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?)*';
+/** The characters a cron field may use: digits, names, `*`, `/`, `,` and `-`. */
+const CRON_FIELD = '[0-9A-Za-z*/,-]+';
 
 /** The spec of a GarbageCollection. */
 export const garbageCollectionSpecSchema = {
@@ -24,6 +24,7 @@ export const garbageCollectionSpecSchema = {
     schedule: {
       type: 'string',
       description: 'A five-field cron expression (minute hour day-of-month month day-of-week, UTC); run once when absent.',
+      maxLength: 128,
       'x-kubernetes-validations': [
         {
           rule: `self.matches('^\\\\s*${CRON_FIELD}(\\\\s+${CRON_FIELD}){4}\\\\s*$')`,
