@@ -19,12 +19,14 @@ export interface RunCommandOptions {
   signal?: AbortSignal;
   /** Kill the command after this long; default 120 s. */
   timeoutMs?: number;
+  /** Written to the command's stdin, which is then closed; when absent, stdin is a pipe that stays open and empty. */
+  input?: string;
 }
 
 /** Runs `file args` to completion and resolves with its exit code and output; never rejects on a non-zero exit (the caller decides). */
 export async function runCommand(file: string, args: readonly string[], opts: RunCommandOptions = {}): Promise<CommandResult> {
   return await new Promise<CommandResult>((resolve, reject) => {
-    execFile(
+    const child = execFile(
       file,
       args,
       {
@@ -44,6 +46,11 @@ export async function runCommand(file: string, args: readonly string[], opts: Ru
         resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
       },
     );
+    if (opts.input !== undefined) {
+      // A command that exits before reading its input closes the pipe: that EPIPE is not our failure.
+      child.stdin?.on('error', () => undefined);
+      child.stdin?.end(opts.input);
+    }
   });
 }
 
