@@ -10,7 +10,7 @@ import { runChecked } from './processes.js';
 import { freePort, toolPath, toolsDir } from './tools.js';
 
 describe('toolPath', () => {
-  it.each(['docker', 'dockerd', 'skopeo', 'docker-registry', 'busybox', 'nginx', 'promtool', 'oci-conformance', 'crane', 'oras', 'minio', 'distribution-v3'])(
+  it.each(['docker', 'dockerd', 'skopeo', 'docker-registry', 'busybox', 'nginx', 'promtool', 'oci-conformance', 'crane', 'oras', 'minio', 'distribution-v3', 'etcd', 'kube-apiserver', 'kubectl', 'helm', 'openssl'])(
     'finds the installed tool %s',
     (name) => {
       expect(toolPath(name)).toMatch(/^\//);

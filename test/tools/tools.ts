@@ -19,7 +19,7 @@ export function toolsDir(): string {
 }
 
 /**
- * Absolute path of the executable `name`: first `toolsDir()/bin` (oci-conformance, crane, oras),
+ * Absolute path of the executable `name`: first `toolsDir()/bin` (the Go tools, etcd, kube-apiserver, kubectl, helm),
  * then /usr/bin, /usr/sbin, /bin, /sbin; throws an Error telling how to install it when none is executable.
  */
 export function toolPath(name: string): string {
