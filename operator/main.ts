@@ -35,18 +35,20 @@ const { values } = parseArgs({
 const log = pino({ base: { service: 'berth-operator' } });
 const metrics = createOperatorMetrics();
 const kube = KubeClient.fromKubeconfig(values.kubeconfig ?? process.env['KUBECONFIG'], FIELD_MANAGER);
-const queue = new WorkQueue();
 const controller = new RegistryController(kube, log);
 const identity = values.identity ?? process.env['POD_NAME'] ?? `${hostname()}-${process.pid}`;
 let ready = false;
 let election: LeaderElection | undefined;
-const stops: (() => Promise<void>)[] = [];
+/** Stops the controllers started by the current leadership term. */
+let stopControllers: (() => Promise<void>) | undefined;
 
 const keyOf = (object: KubeObject) => `${object.metadata.namespace ?? ''}/${object.metadata.name}`;
 
-async function startControllers(): Promise<void> {
+/** Starts watching and reconciling for one leadership term; returns how to stop it. */
+async function startControllers(): Promise<() => Promise<void>> {
   log.info({ identity }, 'Started leading');
   metrics.leader.set(1);
+  const queue = new WorkQueue();
   const registries = await kube.watch('berth.dev/v1alpha1', 'Registry', (_event, object) => queue.add(keyOf(object)), (error) =>
     log.error({ err: error }, 'Lost the Registry watch; restarting it'),
   );
@@ -59,9 +61,8 @@ async function startControllers(): Promise<void> {
     },
     (error) => log.error({ err: error }, 'Lost the Deployment watch; restarting it'),
   );
-  stops.push(() => registries.stop(), () => deployments.stop());
   ready = true;
-  void runControllerLoop({
+  const loop = runControllerLoop({
     name: 'registry',
     queue,
     workers: 2,
@@ -69,6 +70,13 @@ async function startControllers(): Promise<void> {
     metrics,
     onError: (key, error) => log.error({ registry: key, err: error }, 'Failed to reconcile Registry'),
   });
+  return async () => {
+    ready = false;
+    metrics.leader.set(0);
+    queue.shutDown();
+    await Promise.all([registries.stop(), deployments.stop()]);
+    await loop;
+  };
 }
 
 const server = Fastify({ logger: false });
@@ -80,21 +88,30 @@ await server.listen({ host: host === '' || host === undefined ? '0.0.0.0' : host
 log.info({ address: server.server.address(), identity }, 'Started operator');
 
 if (values['no-leader-elect']) {
-  await startControllers();
+  stopControllers = await startControllers();
 } else {
   election = new LeaderElection(
     kube,
     { namespace: values['lease-namespace'] ?? process.env['POD_NAMESPACE'] ?? 'berth-system', name: 'berth-operator', identity },
     {
       onStarted: () => {
-        startControllers().catch((error: unknown) => {
-          log.error({ err: error }, 'Failed to start controllers');
-          process.exit(1);
-        });
+        startControllers().then(
+          (stop) => {
+            stopControllers = stop;
+          },
+          (error: unknown) => {
+            log.error({ err: error }, 'Failed to start controllers');
+            process.exit(1);
+          },
+        );
       },
       onStopped: () => {
-        log.error({ identity }, 'Lost the leader Lease; exiting so that a fresh process campaigns again');
-        process.exit(1);
+        // Stop at once (another candidate may lead now), then campaign again: an API server outage longer
+        // than the lease must not leave the operator dead until something restarts it.
+        log.error({ identity }, 'Lost the leader Lease; stopped reconciling and campaigning again');
+        const stop = stopControllers;
+        stopControllers = undefined;
+        void stop?.();
       },
     },
   );
@@ -106,8 +123,7 @@ async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   log.info({ signal }, 'Received signal, stopping');
-  queue.shutDown();
-  for (const stop of stops) await stop().catch(() => undefined);
+  await stopControllers?.().catch(() => undefined);
   await election?.stop().catch(() => undefined);
   metrics.leader.set(0);
   await server.close();

@@ -1,10 +1,13 @@
 /**
- * The operator's Kubernetes client: the only module that uses @kubernetes/client-node. It reads, lists,
- * applies (server-side apply under one field manager), patches status, deletes and watches, with the
- * credentials of a kubeconfig (in a pod: the ServiceAccount's).
+ * The operator's Kubernetes client: the only module that uses @kubernetes/client-node, for loading a
+ * kubeconfig and signing requests with its credentials (in a pod: the ServiceAccount's). It reads, lists,
+ * applies (server-side apply under one field manager), patches status, deletes and watches over plain
+ * HTTPS, so that watches can resume and relist on its own terms.
  */
 import { request as httpsRequest, type RequestOptions } from 'node:https';
-import { KubeConfig, makeInformer, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import type { IncomingMessage } from 'node:http';
+import { createInterface } from 'node:readline';
+import { KubeConfig } from '@kubernetes/client-node';
 import { resourcePath, resourceType } from './resources.js';
 
 /** Any Kubernetes object the operator handles. */
@@ -149,34 +152,116 @@ export class KubeClient {
   }
 
   /**
-   * Watches every object of a kind (all namespaces), calling `handler` for each add, update and delete,
-   * after an initial list. The watch survives timeouts, `410 Gone` (it lists again) and API-server
-   * restarts: on any error it starts again after `retryMs`.
+   * Watches every object of a kind (all namespaces): lists them (an `add` for each), then follows the
+   * watch stream from the list's resourceVersion. When the stream ends it resumes from the last version
+   * seen; on `410 Gone` (history compacted) or any error (API server restarting) it lists again after
+   * `retryMs`, reporting each object as `update` and each one that vanished as `delete`.
    */
-  async watch<T extends KubeObject>(apiVersion: string, kind: string, handler: (event: WatchEvent, object: T) => void, onError?: (error: unknown) => void, retryMs = 1000): Promise<Watch> {
+  async watch<T extends KubeObject>(
+    apiVersion: string,
+    kind: string,
+    handler: (event: WatchEvent, object: T) => void,
+    onError?: (error: unknown) => void,
+    retryMs = 1000,
+  ): Promise<Watch> {
     const path = resourcePath(resourceType(apiVersion, kind));
-    const informer = makeInformer<KubernetesObject>(this.config, path, async () => {
-      const list = await this.request<KubernetesListObject<KubernetesObject>>('GET', path);
-      return list;
-    });
-    const forward = (event: WatchEvent) => (object: KubernetesObject) => handler(event, { ...object, apiVersion, kind } as unknown as T);
-    informer.on('add', forward('add'));
-    informer.on('update', forward('update'));
-    informer.on('delete', forward('delete'));
+    const known = new Map<string, T>();
+    const keyOf = (object: KubeObject) => `${object.metadata.namespace ?? ''}/${object.metadata.name}`;
     let stopped = false;
-    informer.on('error', (error: unknown) => {
-      onError?.(error);
-      if (stopped) return;
-      setTimeout(() => {
-        if (!stopped) informer.start().catch((again: unknown) => onError?.(again));
-      }, retryMs).unref();
-    });
-    await informer.start();
+    let current: { abort(): void } | undefined;
+
+    const list = async (): Promise<string> => {
+      const result = await this.request<{ metadata: { resourceVersion: string }; items: T[] }>('GET', path);
+      const seen = new Set<string>();
+      for (const item of result.items) {
+        const object = { ...item, apiVersion, kind } as T;
+        const key = keyOf(object);
+        seen.add(key);
+        handler(known.has(key) ? 'update' : 'add', object);
+        known.set(key, object);
+      }
+      for (const [key, object] of known) {
+        if (!seen.has(key)) {
+          known.delete(key);
+          handler('delete', object);
+        }
+      }
+      return result.metadata.resourceVersion;
+    };
+
+    const follow = async (resourceVersion: string): Promise<string | 'gone'> => {
+      const stream = await this.stream(`${path}?watch=1&allowWatchBookmarks=true&resourceVersion=${encodeURIComponent(resourceVersion)}`);
+      current = stream;
+      let version = resourceVersion;
+      for await (const line of stream.lines) {
+        const event = JSON.parse(line) as { type: string; object: T & { metadata: { resourceVersion?: string }; code?: number } };
+        if (event.type === 'ERROR') return event.object.code === 410 ? 'gone' : version;
+        version = event.object.metadata.resourceVersion ?? version;
+        if (event.type === 'BOOKMARK') continue;
+        const object = { ...event.object, apiVersion, kind } as T;
+        if (event.type === 'DELETED') {
+          known.delete(keyOf(object));
+          handler('delete', object);
+        } else {
+          handler(known.has(keyOf(object)) ? 'update' : 'add', object);
+          known.set(keyOf(object), object);
+        }
+      }
+      return version;
+    };
+
+    const loop = async (version: string) => {
+      let resourceVersion: string | undefined = version;
+      while (!stopped) {
+        try {
+          resourceVersion ??= await list();
+          const next = await follow(resourceVersion);
+          resourceVersion = next === 'gone' ? undefined : next;
+        } catch (error) {
+          if (stopped) return;
+          onError?.(error);
+          resourceVersion = undefined;
+          await new Promise((resolve) => setTimeout(resolve, retryMs).unref());
+        }
+      }
+    };
+
+    // The first list is retried too: an API server that just started may answer 429 while it initialises.
+    let first: string | undefined;
+    while (first === undefined && !stopped) {
+      try {
+        first = await list();
+      } catch (error) {
+        onError?.(error);
+        await new Promise((resolve) => setTimeout(resolve, retryMs).unref());
+      }
+    }
+    void loop(first as string);
     return {
       async stop() {
         stopped = true;
-        await informer.stop();
+        current?.abort();
       },
     };
+  }
+
+  /** Opens a streaming GET and yields its body line by line. */
+  private async stream(path: string): Promise<{ lines: AsyncIterable<string>; abort(): void }> {
+    const cluster = this.config.getCurrentCluster();
+    if (cluster === null) throw new Error('the kubeconfig names no current cluster');
+    const url = new URL(path, cluster.server);
+    const options: RequestOptions = { method: 'GET', hostname: url.hostname, port: url.port, path: `${url.pathname}${url.search}`, headers: { accept: 'application/json' } };
+    await this.config.applyToHTTPSOptions(options);
+    const response = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = httpsRequest(options, resolve);
+      req.on('error', reject);
+      req.end();
+    });
+    if ((response.statusCode ?? 0) >= 300) {
+      response.resume();
+      throw new KubeApiError(response.statusCode ?? 0, 'WatchFailed', `GET ${path}: ${response.statusCode}`);
+    }
+    const lines = createInterface({ input: response, crlfDelay: Infinity });
+    return { lines, abort: () => response.destroy() };
   }
 }

@@ -1,0 +1,221 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startKubeApiServer, type RunningKube } from '../../tools/kube.js';
+import { stopProcess, tailFile, waitUntil } from '../../tools/processes.js';
+import { freePort } from '../../tools/tools.js';
+
+const ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
+const NS = 'apps';
+
+interface Operator {
+  readonly child: ChildProcess;
+  readonly metricsUrl: string;
+  readonly logFile: string;
+}
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- kubectl's JSON, read loosely in tests
+
+describe('the Registry controller against a real API server, with the RBAC rules the chart ships', () => {
+  let kube: RunningKube;
+  let work: string;
+  let operatorKubeconfig: string;
+  const operators: Operator[] = [];
+
+  async function startOperator(identity: string): Promise<Operator> {
+    const port = await freePort();
+    const logFile = join(work, `${identity}.log`);
+    const log = createWriteStream(logFile);
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(ROOT, 'operator/main.ts'), '--kubeconfig', operatorKubeconfig, '--metrics-addr', `127.0.0.1:${port}`, '--lease-namespace', 'berth-system', '--identity', identity],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    child.stdout?.pipe(log);
+    child.stderr?.pipe(log);
+    const operator = { child, metricsUrl: `http://127.0.0.1:${port}`, logFile };
+    operators.push(operator);
+    await waitUntil(async () => (await fetch(`${operator.metricsUrl}/healthz`).catch(() => undefined))?.ok === true, {
+      timeoutMs: 30_000,
+      what: `operator ${identity} to answer /healthz`,
+      describe: () => tailFile(logFile),
+    });
+    return operator;
+  }
+
+  async function getJson(kind: string, name: string, namespace = NS): Promise<Json | undefined> {
+    try {
+      return JSON.parse(await kube.kubectl(['get', kind, name, '-n', namespace, '-o', 'json'])) as Json;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async function eventually<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
+    let value: T | undefined | false;
+    await waitUntil(async () => Boolean((value = await probe())), {
+      timeoutMs,
+      intervalMs: 200,
+      what,
+      describe: async () => (await Promise.all(operators.map((o) => tailFile(o.logFile, 15)))).join('\n---\n'),
+    });
+    return value as T;
+  }
+
+  const condition = (registry: Json | undefined, type: string) => (registry?.status?.conditions as Json[] | undefined)?.find((c) => c.type === type);
+
+  function registryYaml(name: string, spec: object): string {
+    return JSON.stringify({ apiVersion: 'berth.dev/v1alpha1', kind: 'Registry', metadata: { name, namespace: NS }, spec });
+  }
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'berth-operator-'));
+    kube = await startKubeApiServer();
+    await kube.kubectl(['apply', '-f', join(ROOT, 'crds')]);
+    await kube.kubectl(['wait', '--for=condition=Established', 'crd/registries.berth.dev', 'crd/garbagecollections.berth.dev', '--timeout=60s']);
+    await kube.kubectl(['create', 'namespace', 'berth-system']);
+    await kube.kubectl(['create', 'namespace', NS]);
+    const rbac = await kube.helm(['template', 'berth', join(ROOT, 'helm/berth'), '--namespace', 'berth-system', '--show-only', 'templates/rbac.yaml', '--show-only', 'templates/serviceaccount.yaml']);
+    await kube.kubectl(['apply', '-f', '-'], { input: rbac });
+    operatorKubeconfig = await kube.kubeconfigFor({ namespace: 'berth-system', name: 'berth-operator' });
+    await startOperator('operator-a');
+  }, 300_000);
+
+  afterAll(async () => {
+    for (const operator of operators) await stopProcess(operator.child);
+    await kube?.stop();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('creates every child of a Registry with an owner reference, and reports status and conditions', async () => {
+    await kube.kubectl(['create', 'secret', 'generic', 's3-creds', '-n', NS, '--from-literal=accessKey=a', '--from-literal=secretKey=b']);
+    await kube.kubectl(['apply', '-f', '-'], {
+      input: registryYaml('team', { replicas: 3, storage: { s3: { bucket: 'images', region: 'us-east-1', credentialsSecret: { name: 's3-creds' } } }, ingress: { host: 'registry.example.com' } }),
+    });
+    for (const kind of ['configmap', 'deployment', 'service', 'ingress', 'poddisruptionbudget']) {
+      const child = await eventually(`${kind} team-registry`, () => getJson(kind, 'team-registry'));
+      expect(child.metadata.ownerReferences[0]).toMatchObject({ kind: 'Registry', name: 'team', controller: true });
+    }
+    const registry = await eventually('Registry status', async () => {
+      const r = await getJson('registry', 'team');
+      return condition(r, 'Progressing') ? r : undefined;
+    });
+    expect(registry.status.url).toBe('http://registry.example.com');
+    expect(condition(registry, 'Available')?.status).toBe('False');
+    expect(condition(registry, 'Degraded')?.status).toBe('False');
+    expect(registry.status.observedGeneration).toBe(registry.metadata.generation);
+  }, 120_000);
+
+  it('follows the Deployment status a kubelet would write: Available, rolled out, ready replicas', async () => {
+    const deployment = await eventually('deployment', () => getJson('deployment', 'team-registry'));
+    await kube.kubectl([
+      'patch', 'deployment', 'team-registry', '-n', NS, '--subresource=status', '--type=merge',
+      '-p', JSON.stringify({ status: { observedGeneration: deployment.metadata.generation, replicas: 3, readyReplicas: 3, updatedReplicas: 3, availableReplicas: 3 } }),
+    ]);
+    const registry = await eventually('Registry Available', async () => {
+      const r = await getJson('registry', 'team');
+      return condition(r, 'Available')?.status === 'True' && condition(r, 'Progressing')?.status === 'False' ? r : undefined;
+    });
+    expect(registry.status.readyReplicas).toBe(3);
+    expect(condition(registry, 'Available')?.reason).toBe('MinimumReplicasAvailable');
+  }, 120_000);
+
+  it('rolls the pods exactly when the configuration changes, and not for a replica change', async () => {
+    const checksum = async () => (await getJson('deployment', 'team-registry'))?.spec.template.metadata.annotations['berth.dev/config-checksum'] as string;
+    const before = await checksum();
+    await kube.kubectl(['patch', 'registry', 'team', '-n', NS, '--type=merge', '-p', '{"spec":{"replicas":4}}']);
+    await eventually('4 replicas', async () => (await getJson('deployment', 'team-registry'))?.spec.replicas === 4);
+    expect(await checksum()).toBe(before);
+    await kube.kubectl(['patch', 'registry', 'team', '-n', NS, '--type=merge', '-p', '{"spec":{"readOnly":true}}']);
+    const after = await eventually('a new checksum', async () => ((await checksum()) !== before ? checksum() : undefined));
+    expect(after).not.toBe(before);
+    expect((await getJson('configmap', 'team-registry'))?.data['config.yml']).toMatch(/readonly:\n\s+enabled: true/);
+  }, 120_000);
+
+  it('brings back a deleted child and reverts an out-of-band edit', async () => {
+    await kube.kubectl(['delete', 'service', 'team-registry', '-n', NS, '--wait=false']);
+    await eventually('the Service back', () => getJson('service', 'team-registry'));
+    await kube.kubectl(['patch', 'deployment', 'team-registry', '-n', NS, '--type=merge', '-p', '{"spec":{"replicas":9}}']);
+    await eventually('replicas reverted to 4', async () => (await getJson('deployment', 'team-registry'))?.spec.replicas === 4);
+  }, 120_000);
+
+  it('reports a missing credentials Secret as Degraded, and recovers by itself when it appears', async () => {
+    await kube.kubectl(['apply', '-f', '-'], {
+      input: registryYaml('waiting', { replicas: 2, storage: { s3: { bucket: 'images', region: 'us-east-1', credentialsSecret: { name: 'later' } } } }),
+    });
+    const degraded = await eventually('Degraded', async () => {
+      const r = await getJson('registry', 'waiting');
+      return condition(r, 'Degraded')?.status === 'True' ? condition(r, 'Degraded') : undefined;
+    });
+    expect(degraded.reason).toBe('SecretNotFound');
+    expect(degraded.message).toContain('later');
+    await kube.kubectl(['create', 'secret', 'generic', 'later', '-n', NS, '--from-literal=accessKey=a', '--from-literal=secretKey=b']);
+    await eventually('recovered', async () => condition(await getJson('registry', 'waiting'), 'Degraded')?.status === 'False');
+    expect(await getJson('deployment', 'waiting-registry')).toBeDefined();
+  }, 120_000);
+
+  it.each([
+    ['more than one replica on a filesystem', { replicas: 2, storage: { filesystem: {} } }, 'more than one replica requires shared object storage'],
+    ['two storage backends', { storage: { filesystem: {}, s3: { bucket: 'abc', region: 'r' } } }, 'exactly one storage backend'],
+    ['no storage backend', { storage: {} }, 'exactly one storage backend'],
+  ])('has the API server reject a Registry with %s, with the CEL message', async (_label, spec, message) => {
+    await expect(kube.kubectl(['apply', '-f', '-'], { input: registryYaml('invalid', spec) })).rejects.toThrow(message);
+  });
+
+  it('has the API server reject a GarbageCollection whose schedule is not a cron expression', async () => {
+    const gc = (schedule: string) => JSON.stringify({ apiVersion: 'berth.dev/v1alpha1', kind: 'GarbageCollection', metadata: { name: 'nightly', namespace: NS }, spec: { registryRef: { name: 'team' }, schedule } });
+    await expect(kube.kubectl(['apply', '-f', '-'], { input: gc('every night') })).rejects.toThrow('five-field cron expression');
+    await kube.kubectl(['apply', '-f', '-'], { input: gc('0 3 * * 1-5') });
+  });
+
+  it('runs with no more privilege than it needs: the ServiceAccount cannot list or read-write Secrets or touch other kinds', async () => {
+    const as = ['--as', 'system:serviceaccount:berth-system:berth-operator'];
+    const can = async (...args: string[]) => (await kube.kubectl(['auth', 'can-i', ...args, ...as]).catch((e: Error) => e.message)).trim();
+    expect(await can('get', 'secrets', '-n', NS)).toBe('yes');
+    expect(await can('list', 'secrets', '-n', NS)).toMatch(/no/);
+    expect(await can('update', 'secrets', '-n', NS)).toMatch(/no/);
+    expect(await can('create', 'pods', '-n', NS)).toMatch(/no/);
+    expect(await can('delete', 'registries.berth.dev', '-n', NS)).toMatch(/no/);
+    expect(await can('patch', 'registries.berth.dev', '--subresource=status', '-n', NS)).toBe('yes');
+  });
+
+  it('exposes reconcile and queue metrics', async () => {
+    const text = await (await fetch(`${operators[0]?.metricsUrl}/metrics`)).text();
+    expect(text).toMatch(/berth_operator_reconcile_total\{controller="registry",result="(success|requeue_after)"\} [1-9]/);
+    expect(text).toMatch(/berth_operator_reconcile_duration_seconds_count\{controller="registry"\} [1-9]/);
+    expect(text).toMatch(/berth_operator_workqueue_depth\{controller="registry"\}/);
+    expect(text).toMatch(/^berth_operator_leader 1$/m);
+  });
+
+  it('reconnects after the API server restarts and reconciles what changed meanwhile', async () => {
+    await kube.restart();
+    await kube.kubectl(['apply', '-f', '-'], {
+      input: registryYaml('after-restart', { storage: { s3: { bucket: 'images', region: 'us-east-1' } } }),
+    });
+    await eventually('children of a Registry created after the restart', () => getJson('deployment', 'after-restart-registry'), 60_000);
+  }, 120_000);
+
+  it('elects one leader among two operators, and the other takes over within the lease when it is killed', async () => {
+    const second = await startOperator('operator-b');
+    const leaderGauge = async (operator: Operator) =>
+      /^berth_operator_leader (\d)$/m.exec(await (await fetch(`${operator.metricsUrl}/metrics`)).text())?.[1];
+    const first = operators[0] as Operator;
+    // Exactly one of the two leads (either may: the first's lease can have lapsed during the restart above).
+    const gauges = await eventually('exactly one leader', async () => {
+      const values = [await leaderGauge(first), await leaderGauge(second)];
+      return values.filter((v) => v === '1').length === 1 ? values : undefined;
+    });
+    const [leader, follower, followerName] = gauges[0] === '1' ? [first, second, 'operator-b'] : [second, first, 'operator-a'];
+    const leaderName = followerName === 'operator-b' ? 'operator-a' : 'operator-b';
+    expect((await getJson('lease', 'berth-operator', 'berth-system'))?.spec.holderIdentity).toBe(leaderName);
+    leader.child.kill('SIGKILL');
+    await eventually(`${followerName} to lead`, async () => (await leaderGauge(follower)) === '1', 40_000);
+    await kube.kubectl(['apply', '-f', '-'], { input: registryYaml('after-failover', { storage: { s3: { bucket: 'images', region: 'us-east-1' } } }) });
+    await eventually('children reconciled by the new leader', () => getJson('deployment', 'after-failover-registry'));
+    expect((await getJson('lease', 'berth-operator', 'berth-system'))?.spec.holderIdentity).toBe(followerName);
+  }, 120_000);
+});
