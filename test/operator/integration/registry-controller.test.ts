@@ -166,6 +166,15 @@ describe('the Registry controller against a real API server, with the RBAC rules
     await expect(kube.kubectl(['apply', '-f', '-'], { input: registryYaml('invalid', spec) })).rejects.toThrow(message);
   });
 
+  it('accepts the example resources of test/fixtures as they are, with the schema defaults filled in', async () => {
+    await kube.kubectl(['apply', '-f', join(ROOT, 'test/fixtures/registry.yaml'), '-f', join(ROOT, 'test/fixtures/garbage-collection.yaml')]);
+    const gc = await getJson('garbagecollection', 'nightly');
+    expect(gc?.spec).toMatchObject({ suspend: false, dryRun: false, deleteUntagged: false, successfulJobsHistoryLimit: 3, failedJobsHistoryLimit: 1 });
+    const registry = await getJson('registry', 'team');
+    expect(registry?.spec.image).toBe('ghcr.io/berth-dev/berth:0.1.0');
+    await kube.kubectl(['delete', 'garbagecollection', 'nightly', '-n', NS]);
+  });
+
   it('has the API server reject a GarbageCollection whose schedule is not a cron expression', async () => {
     const gc = (schedule: string) => JSON.stringify({ apiVersion: 'berth.dev/v1alpha1', kind: 'GarbageCollection', metadata: { name: 'nightly', namespace: NS }, spec: { registryRef: { name: 'team' }, schedule } });
     await expect(kube.kubectl(['apply', '-f', '-'], { input: gc('every night') })).rejects.toThrow('five-field cron expression');
