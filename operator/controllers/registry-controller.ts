@@ -101,6 +101,30 @@ export class RegistryController {
     return progressing ? { requeueAfterMs: RETRY_PROGRESSING_MS } : {};
   }
 
+  /** Records a Kubernetes Event for a transition, Warning when Degraded; best effort, never fails the reconcile. */
+  private async recordEvent(registry: Registry, conditions: Condition[]): Promise<void> {
+    const degraded = conditions.find((c) => c.type === 'Degraded');
+    const available = conditions.find((c) => c.type === 'Available');
+    const main = degraded?.status === 'True' ? degraded : available;
+    if (main === undefined) return;
+    const now = this.now().toISOString();
+    await this.kube
+      .create({
+        apiVersion: 'v1',
+        kind: 'Event',
+        metadata: { name: `${registry.metadata.name}.${Date.now().toString(36)}`, namespace: registry.metadata.namespace },
+        involvedObject: { apiVersion: 'berth.dev/v1alpha1', kind: 'Registry', name: registry.metadata.name, namespace: registry.metadata.namespace, uid: registry.metadata.uid },
+        reason: main.reason,
+        message: main.message,
+        type: degraded?.status === 'True' ? 'Warning' : 'Normal',
+        source: { component: 'berth-operator' },
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      })
+      .catch((error: unknown) => this.log.error({ err: error }, 'Failed to record an Event'));
+  }
+
   private async writeStatus(
     registry: Registry,
     state: Parameters<typeof registryConditions>[0],
@@ -114,6 +138,7 @@ export class RegistryController {
     const after = JSON.stringify(conditions.map((c) => [c.type, c.status, c.reason]));
     if (before !== after) {
       this.log.info({ registry: `${registry.metadata.namespace}/${registry.metadata.name}`, conditions: conditions.map((c) => `${c.type}=${c.status}(${c.reason})`) }, 'Changed Registry conditions');
+      await this.recordEvent(registry, conditions);
     }
     await this.kube.apply(
       {

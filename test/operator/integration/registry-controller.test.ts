@@ -136,6 +136,26 @@ describe('the Registry controller against a real API server, with the RBAC rules
     expect((await getJson('configmap', 'team-registry'))?.data['config.yml']).toMatch(/readonly:\n\s+enabled: true/);
   }, 120_000);
 
+  it('creates a ServiceMonitor once the Prometheus operator CRD exists', async () => {
+    expect(await getJson('servicemonitor', 'team-registry').catch(() => undefined)).toBeUndefined();
+    const crd = {
+      apiVersion: 'apiextensions.k8s.io/v1',
+      kind: 'CustomResourceDefinition',
+      metadata: { name: 'servicemonitors.monitoring.coreos.com' },
+      spec: {
+        group: 'monitoring.coreos.com',
+        names: { kind: 'ServiceMonitor', plural: 'servicemonitors', singular: 'servicemonitor', listKind: 'ServiceMonitorList' },
+        scope: 'Namespaced',
+        versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
+      },
+    };
+    await kube.kubectl(['apply', '-f', '-'], { input: JSON.stringify(crd) });
+    await kube.kubectl(['wait', '--for=condition=Established', 'crd/servicemonitors.monitoring.coreos.com', '--timeout=60s']);
+    await kube.kubectl(['patch', 'registry', 'team', '-n', NS, '--type=merge', '-p', '{"metadata":{"annotations":{"touch":"1"}}}']);
+    const monitor = await eventually('a ServiceMonitor', () => getJson('servicemonitor', 'team-registry'));
+    expect(monitor.spec.endpoints[0].port).toBe('metrics');
+  }, 120_000);
+
   it('brings back a deleted child and reverts an out-of-band edit', async () => {
     await kube.kubectl(['delete', 'service', 'team-registry', '-n', NS, '--wait=false']);
     await eventually('the Service back', () => getJson('service', 'team-registry'));
@@ -153,6 +173,11 @@ describe('the Registry controller against a real API server, with the RBAC rules
     });
     expect(degraded.reason).toBe('SecretNotFound');
     expect(degraded.message).toContain('later');
+    const warning = await eventually('a Warning event', async () => {
+      const events = JSON.parse(await kube.kubectl(['get', 'events', '-n', NS, '--field-selector', 'involvedObject.name=waiting', '-o', 'json'])) as Json;
+      return (events.items as Json[]).find((e) => e.type === 'Warning' && e.reason === 'SecretNotFound');
+    });
+    expect(warning.source.component).toBe('berth-operator');
     await kube.kubectl(['create', 'secret', 'generic', 'later', '-n', NS, '--from-literal=accessKey=a', '--from-literal=secretKey=b']);
     await eventually('recovered', async () => condition(await getJson('registry', 'waiting'), 'Degraded')?.status === 'False');
     expect(await getJson('deployment', 'waiting-registry')).toBeDefined();
@@ -226,5 +251,9 @@ describe('the Registry controller against a real API server, with the RBAC rules
     await kube.kubectl(['apply', '-f', '-'], { input: registryYaml('after-failover', { storage: { s3: { bucket: 'images', region: 'us-east-1' } } }) });
     await eventually('children reconciled by the new leader', () => getJson('deployment', 'after-failover-registry'));
     expect((await getJson('lease', 'berth-operator', 'berth-system'))?.spec.holderIdentity).toBe(followerName);
+    // SIGTERM releases the Lease, so a successor needs no lease duration to take over.
+    follower.child.kill('SIGTERM');
+    await eventually('a clean exit', async () => follower.child.exitCode === 0);
+    expect((await getJson('lease', 'berth-operator', 'berth-system'))?.spec.holderIdentity ?? null).toBeNull();
   }, 120_000);
 });
