@@ -53,9 +53,10 @@ export interface StorageDriver {
   reader(path: string, offset?: number, length?: number, signal?: AbortSignal): Promise<Readable>;
 
   /**
-   * Streams `source` into an object, creating it or, with `append`, adding to its end, and makes the
-   * bytes durable before it resolves with the number of bytes written by this call. If it fails, an object
-   * it created is removed; bytes it appended may remain (callers re-read the size to resume).
+   * Streams `source` into an object, creating it or, with `append`, adding to its end, and resolves with
+   * the number of bytes written by this call. A new object is durable when it resolves; appended bytes are
+   * durable at the latest once the object is moved. If it fails, an object it created is removed; bytes it
+   * appended may remain (callers re-read the size to resume).
    */
   writeStream(path: string, source: Readable, options: WriteOptions): Promise<number>;
 
@@ -65,7 +66,10 @@ export interface StorageDriver {
   /** Lists the full paths of a directory's direct children, sorted. Throws PathNotFoundError if it has none. */
   list(path: string, signal?: AbortSignal): Promise<string[]>;
 
-  /** Moves an object to a new path, replacing any object there. Throws PathNotFoundError if the source is missing. */
+  /**
+   * Moves an object to a new path, replacing any object there, durably (its bytes are on stable storage
+   * before it appears at the destination). Throws PathNotFoundError if the source is missing.
+   */
   move(source: string, destination: string, signal?: AbortSignal): Promise<void>;
 
   /** Deletes an object, or a directory and everything below it. Throws PathNotFoundError if nothing is there. */

@@ -156,7 +156,8 @@ export class FilesystemDriver implements StorageDriver {
     const target = this.full(path);
     await mkdir(dirname(target), { recursive: true });
     if (options.append) {
-      const out = createWriteStream(target, { flags: 'a', flush: true, highWaterMark: READ_CHUNK });
+      // Appends (upload chunks) are made durable when the upload is committed: `move` fsyncs the file.
+      const out = createWriteStream(target, { flags: 'a', highWaterMark: READ_CHUNK });
       await pipeline(source, out, { signal: options.signal });
       return out.bytesWritten;
     }
@@ -204,6 +205,13 @@ export class FilesystemDriver implements StorageDriver {
     const target = this.full(destination);
     await mkdir(dirname(target), { recursive: true });
     try {
+      // What is moved into place (a committed upload) must be on disk before it is visible there.
+      const handle = await open(this.full(source), 'r');
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
       await rename(this.full(source), target);
     } catch (error) {
       if (isMissing(error)) throw new PathNotFoundError(source, NAME);
