@@ -42,6 +42,9 @@ let election: LeaderElection | undefined;
 /** Stops the controllers started by the current leadership term. */
 let stopControllers: (() => Promise<void>) | undefined;
 
+/** How long the server keeps one watch open before the operator resumes it (BERTH_WATCH_TIMEOUT_SECONDS). */
+const watchTimeoutSeconds = Number(process.env['BERTH_WATCH_TIMEOUT_SECONDS'] ?? 300);
+
 const keyOf = (object: KubeObject) => `${object.metadata.namespace ?? ''}/${object.metadata.name}`;
 
 /** Starts watching and reconciling for one leadership term; returns how to stop it. */
@@ -49,8 +52,13 @@ async function startControllers(): Promise<() => Promise<void>> {
   log.info({ identity }, 'Started leading');
   metrics.leader.set(1);
   const queue = new WorkQueue();
-  const registries = await kube.watch('berth.dev/v1alpha1', 'Registry', (_event, object) => queue.add(keyOf(object)), (error) =>
-    log.error({ err: error }, 'Lost the Registry watch; restarting it'),
+  const registries = await kube.watch(
+    'berth.dev/v1alpha1',
+    'Registry',
+    (_event, object) => queue.add(keyOf(object)),
+    (error) => log.error({ err: error }, 'Lost the Registry watch; restarting it'),
+    1000,
+    watchTimeoutSeconds,
   );
   const deployments = await kube.watch<KubeObject & { metadata: { ownerReferences?: { kind: string; name: string }[] } }>(
     'apps/v1',
@@ -60,6 +68,8 @@ async function startControllers(): Promise<() => Promise<void>> {
       if (owner !== undefined) queue.add(`${object.metadata.namespace ?? ''}/${owner.name}`);
     },
     (error) => log.error({ err: error }, 'Lost the Deployment watch; restarting it'),
+    1000,
+    watchTimeoutSeconds,
   );
   ready = true;
   const loop = runControllerLoop({

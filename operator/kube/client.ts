@@ -163,6 +163,7 @@ export class KubeClient {
     handler: (event: WatchEvent, object: T) => void,
     onError?: (error: unknown) => void,
     retryMs = 1000,
+    timeoutSeconds = 300,
   ): Promise<Watch> {
     const path = resourcePath(resourceType(apiVersion, kind));
     const known = new Map<string, T>();
@@ -190,7 +191,11 @@ export class KubeClient {
     };
 
     const follow = async (resourceVersion: string): Promise<string | 'gone'> => {
-      const stream = await this.stream(`${path}?watch=1&allowWatchBookmarks=true&resourceVersion=${encodeURIComponent(resourceVersion)}`);
+      // Like client-go, ask the server to end each watch after a while (jittered), and resume from there.
+      const timeout = Math.max(1, Math.round(timeoutSeconds * (1 + Math.random())));
+      const stream = await this.stream(
+        `${path}?watch=1&allowWatchBookmarks=true&timeoutSeconds=${timeout}&resourceVersion=${encodeURIComponent(resourceVersion)}`,
+      );
       current = stream;
       let version = resourceVersion;
       for await (const line of stream.lines) {

@@ -33,7 +33,8 @@ describe('the Registry controller against a real API server, with the RBAC rules
     const child = spawn(
       process.execPath,
       ['--import', 'tsx', join(ROOT, 'operator/main.ts'), '--kubeconfig', operatorKubeconfig, '--metrics-addr', `127.0.0.1:${port}`, '--lease-namespace', 'berth-system', '--identity', identity],
-      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+      // Watches end every 1-2 s, so every test also proves the operator resumes them.
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BERTH_WATCH_TIMEOUT_SECONDS: '1' } },
     );
     child.stdout?.pipe(log);
     child.stderr?.pipe(log);
