@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { stopProcess, tailFile, waitForExit, waitUntil } from './processes.js';
+import { stopProcess, tailFile, waitUntilExited, waitUntil } from './processes.js';
 import { freePort, toolPath } from './tools.js';
 
 /** Root credentials of every test MinIO; they only ever guard a loopback port. */
@@ -199,7 +199,7 @@ class MinioProcess {
     if (!child) return;
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');
-      await waitForExit(child, 10_000);
+      await waitUntilExited(child, 10_000);
     }
     this.child = undefined;
   }

@@ -7,7 +7,7 @@ import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { tailFile, waitForExit, waitUntil } from './processes.js';
+import { tailFile, waitUntilExited, waitUntil } from './processes.js';
 import { freePort, toolPath } from './tools.js';
 
 /** Path nginx answers itself (200 "ready"), never passing it upstream: the readiness probe, which must not take a round-robin turn. */
@@ -167,7 +167,7 @@ async function startOnce(binary: string, port: number, upstreams: readonly strin
       if (child.exitCode === null && child.signalCode === null) {
         // SIGTERM is nginx's fast shutdown: the master stops its workers, then exits.
         child.kill('SIGTERM');
-        if (!(await waitForExit(child, 10_000)) && child.pid !== undefined) {
+        if (!(await waitUntilExited(child, 10_000)) && child.pid !== undefined) {
           // Workers outlive a killed master and keep the port: kill them too.
           const workers = await childPids(child.pid);
           child.kill('SIGKILL');
@@ -178,7 +178,7 @@ async function startOnce(binary: string, port: number, upstreams: readonly strin
               // Already gone.
             }
           }
-          await waitForExit(child, 5_000);
+          await waitUntilExited(child, 5_000);
         }
       }
       log.close();

@@ -64,7 +64,7 @@ export async function runChecked(file: string, args: readonly string[], opts: Ru
 }
 
 /** Resolves true when `child` has exited (now or within `timeoutMs`), false on time-out. */
-export async function waitForExit(child: ChildProcess, timeoutMs: number): Promise<boolean> {
+export async function waitUntilExited(child: ChildProcess, timeoutMs: number): Promise<boolean> {
   if (child.exitCode !== null || child.signalCode !== null) return true;
   return await new Promise<boolean>((resolve) => {
     const timer = setTimeout(() => {
@@ -83,9 +83,9 @@ export async function waitForExit(child: ChildProcess, timeoutMs: number): Promi
 export async function stopProcess(child: ChildProcess, graceMs = 15_000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   child.kill('SIGTERM');
-  if (await waitForExit(child, graceMs)) return;
+  if (await waitUntilExited(child, graceMs)) return;
   child.kill('SIGKILL');
-  await waitForExit(child, 5_000);
+  await waitUntilExited(child, 5_000);
 }
 
 /** Polls `probe` every `intervalMs` until it resolves true; throws (with `describe()`'s text) after `timeoutMs` or when `probe` throws. */

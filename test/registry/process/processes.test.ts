@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitForExit } from '../../tools/processes.js';
+import { waitUntilExited } from '../../tools/processes.js';
 import { startBerth, type BerthProcess } from '../../support/berth-process.js';
 import { withQuery } from '../../support/test-registry.js';
 
@@ -129,7 +129,7 @@ describe('a registry process', () => {
       }, 200);
     });
     expect(await response).toBe(201);
-    expect(await waitForExit(registry.child, 20_000)).toBe(true);
+    expect(await waitUntilExited(registry.child, 20_000)).toBe(true);
     expect(registry.child.exitCode).toBe(0);
     await expect(fetch(`${registry.url}/v2/`)).rejects.toThrow();
   });
