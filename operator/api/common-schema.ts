@@ -20,6 +20,15 @@ export const conditionSchema = {
   additionalProperties: false,
 } as const;
 
+/** The `conditions` list of a status: one entry per type. */
+export const conditionsSchema = {
+  type: 'array',
+  description: 'Available, Progressing and Degraded.',
+  items: conditionSchema,
+  'x-kubernetes-list-type': 'map',
+  'x-kubernetes-list-map-keys': ['type'],
+} as const;
+
 /** A Kubernetes `ResourceRequirements` (limits and requests). */
 export const resourcesSchema = {
   type: 'object',

@@ -3,7 +3,7 @@
  * the TypeScript types are both derived.
  */
 import type { FromSchema } from 'json-schema-to-ts';
-import { conditionSchema, resourcesSchema } from './common-schema.js';
+import { conditionsSchema, resourcesSchema } from './common-schema.js';
 
 /** The characters a cron field may use: digits, names, `*`, `/`, `,` and `-`. */
 const CRON_FIELD = '[0-9A-Za-z*/,-]+';
@@ -88,13 +88,7 @@ export const garbageCollectionStatusSchema = {
       },
       additionalProperties: false,
     },
-    conditions: {
-      type: 'array',
-      description: 'Available, Progressing and Degraded.',
-      items: conditionSchema,
-      'x-kubernetes-list-type': 'map',
-      'x-kubernetes-list-map-keys': ['type'],
-    },
+    conditions: conditionsSchema,
   },
   additionalProperties: false,
 } as const;

@@ -3,7 +3,7 @@
  * TypeScript type `Registry` are both derived, so they cannot disagree.
  */
 import type { FromSchema } from 'json-schema-to-ts';
-import { conditionSchema, passThrough, resourcesSchema, secretKeySchema } from './common-schema.js';
+import { conditionsSchema, passThrough, resourcesSchema, secretKeySchema } from './common-schema.js';
 
 /** The image the operator runs when a Registry names none. */
 export const DEFAULT_REGISTRY_IMAGE = 'ghcr.io/berth-dev/berth:0.1.0';
@@ -162,13 +162,7 @@ export const registryStatusSchema = {
     readyReplicas: { type: 'integer', format: 'int32', description: 'Registry pods that are ready.' },
     selector: { type: 'string', description: 'The label selector of the registry pods, for the scale subresource.' },
     url: { type: 'string', description: 'Where clients reach the registry.' },
-    conditions: {
-      type: 'array',
-      description: 'Available, Progressing and Degraded.',
-      items: conditionSchema,
-      'x-kubernetes-list-type': 'map',
-      'x-kubernetes-list-map-keys': ['type'],
-    },
+    conditions: conditionsSchema,
     maintenance: {
       type: 'object',
       description: 'The registry read-only state.',

@@ -26,6 +26,11 @@ function blobLocation(name: string, digest: string): string {
   return `/v2/${name}/blobs/${digest}`;
 }
 
+/** Answers 201 Created for a blob now stored in the repository. */
+function sendBlobCreated(ctx: RequestContext, digest: string): void {
+  ctx.reply.code(201).header('location', blobLocation(ctx.name, digest)).header('docker-content-digest', digest).header('content-length', '0').send();
+}
+
 /** Runs an upload step while counting it as in progress. */
 async function receiving<T>(ctx: RequestContext, fn: () => Promise<T>): Promise<T> {
   ctx.api.onUploadActive?.(1);
@@ -97,12 +102,7 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
     }
     if (mountable) {
       await storage.blobs.link(ctx.name, digest, ctx.signal);
-      ctx.reply
-        .code(201)
-        .header('location', blobLocation(ctx.name, digest))
-        .header('docker-content-digest', digest)
-        .header('content-length', '0')
-        .send();
+      sendBlobCreated(ctx, digest);
       return;
     }
   }
@@ -113,12 +113,7 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
       storage.uploads.putMonolithic(ctx.name, digest, ctx.request.raw, contentLength(ctx.request), ctx.signal),
     );
     ctx.api.onBytesReceived?.('blob_upload_start', info.size);
-    ctx.reply
-      .code(201)
-      .header('location', blobLocation(ctx.name, digest))
-      .header('docker-content-digest', digest)
-      .header('content-length', '0')
-      .send();
+    sendBlobCreated(ctx, digest);
     return;
   }
   if (hasBody(ctx.request)) {
@@ -186,12 +181,7 @@ export async function finishUpload(ctx: RequestContext): Promise<void> {
     ctx.api.storage.uploads.commit(ctx.name, ctx.reference, digest, last, ctx.signal, expectedSize(ctx)),
   );
   if (last !== undefined && length !== undefined) ctx.api.onBytesReceived?.('blob_upload', length);
-  ctx.reply
-    .code(201)
-    .header('location', blobLocation(ctx.name, info.digest))
-    .header('docker-content-digest', info.digest)
-    .header('content-length', '0')
-    .send();
+  sendBlobCreated(ctx, info.digest);
 }
 
 /** DELETE /v2/<name>/blobs/uploads/<id>: cancel an upload. */
