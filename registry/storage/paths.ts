@@ -53,6 +53,9 @@ export function blobPath(digest: Digest): string {
 /** The object that holds a blob's bytes. */
 export const blobDataPath = (digest: Digest): string => `${blobPath(digest)}/data`;
 
+/** The directory of a repository's blob links, one directory per algorithm. */
+export const layersRoot = (name: string): string => `${repositoryPath(name)}/_layers`;
+
 /** The link that says a blob belongs to a repository. */
 export function layerLinkPath(name: string, digest: Digest): string {
   const { algorithm, hex } = split(digest);
