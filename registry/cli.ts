@@ -61,21 +61,26 @@ async function gc(args: string[]): Promise<void> {
   const { config } = await loadConfig(positionals[0]);
   const driver = createDriver(config);
   const progress = (message: string) => process.stderr.write(`gc: ${message}\n`);
+  const purging = config.storage.maintenance.uploadpurging;
   const result = await collect(driver, {
     deleteUntagged: values['delete-untagged'],
     dryRun: values['dry-run'],
     gracePeriodMs,
+    ...(purging.enabled ? { uploadMaxAgeMs: purging.age } : {}),
     progress,
   });
   const summary = {
     dryRun: values['dry-run'],
+    uploadsPurged: result.uploadsPurged.length,
     manifestsDeleted: result.manifestsDeleted.length,
     blobsDeleted: result.blobsDeleted.length,
     bytesFreed: result.bytesFreed,
     markSeconds: result.markSeconds,
     sweepSeconds: result.sweepSeconds,
   };
-  if (values['dry-run']) for (const item of [...result.manifestsDeleted, ...result.blobsDeleted]) console.log(`would delete ${item}`);
+  if (values['dry-run']) {
+    for (const item of [...result.uploadsPurged, ...result.manifestsDeleted, ...result.blobsDeleted]) console.log(`would delete ${item}`);
+  }
   console.log(JSON.stringify(summary));
   if (values.json !== undefined) await writeFile(values.json, JSON.stringify({ ...summary, manifests: result.manifestsDeleted, blobs: result.blobsDeleted }, null, 2));
 }

@@ -26,6 +26,7 @@ import {
   referrersPath,
   tagCurrentLinkPath,
   tagsRoot,
+  uploadsRoot,
 } from '../storage/paths.js';
 
 /** How a collection runs. */
@@ -34,6 +35,8 @@ export interface CollectOptions {
   readonly dryRun: boolean;
   /** Blobs modified less than this long before the mark began are kept even when unmarked. */
   readonly gracePeriodMs: number;
+  /** Uploads started longer ago than this are abandoned and purged (Distribution's uploadpurging age). */
+  readonly uploadMaxAgeMs?: number;
   /** Reports progress lines. */
   readonly progress?: (message: string) => void;
   readonly now?: () => Date;
@@ -41,6 +44,7 @@ export interface CollectOptions {
 
 /** What a collection did (or, in a dry run, would do). */
 export interface CollectResult {
+  readonly uploadsPurged: string[];
   readonly manifestsDeleted: string[];
   readonly blobsDeleted: string[];
   readonly bytesFreed: number;
@@ -165,8 +169,36 @@ export async function collect(driver: StorageDriver, options: CollectOptions): P
       }
     }
   }
-  options.progress?.(`${options.dryRun ? 'would delete' : 'deleted'} ${manifestsDeleted.length} manifests and ${blobsDeleted.length} blobs (${bytesFreed} bytes)`);
-  return { manifestsDeleted, blobsDeleted, bytesFreed, markSeconds, sweepSeconds: (performance.now() - sweepStarted) / 1000 };
+  const uploadsPurged =
+    options.uploadMaxAgeMs === undefined ? [] : await purgeUploads(driver, [...marked.manifests.keys()], marked.startedAt.getTime() - options.uploadMaxAgeMs, options.dryRun);
+  options.progress?.(
+    `${options.dryRun ? 'would delete' : 'deleted'} ${manifestsDeleted.length} manifests, ${blobsDeleted.length} blobs (${bytesFreed} bytes) and ${uploadsPurged.length} abandoned uploads`,
+  );
+  return { uploadsPurged, manifestsDeleted, blobsDeleted, bytesFreed, markSeconds, sweepSeconds: (performance.now() - sweepStarted) / 1000 };
+}
+
+/** Deletes uploads whose `startedat` is before `cutoff` (or unreadable and old); returns `name/id` of each. */
+async function purgeUploads(driver: StorageDriver, names: string[], cutoff: number, dryRun: boolean): Promise<string[]> {
+  const purged: string[] = [];
+  for (const name of names) {
+    for (const uploadDir of await listIfPresent(driver, uploadsRoot(name))) {
+      let started: number;
+      try {
+        started = Date.parse((await driver.getContent(`${uploadDir}/startedat`)).toString('utf8'));
+      } catch (error) {
+        if (!(error instanceof PathNotFoundError)) throw error;
+        started = Number.NaN;
+      }
+      if (Number.isNaN(started)) {
+        // No start time (a process died before writing it): judge by the directory's data, if any.
+        started = await driver.stat(`${uploadDir}/data`).then((info) => info.modTime.getTime(), () => 0);
+      }
+      if (started >= cutoff) continue;
+      purged.push(`${name}/${baseName(uploadDir)}`);
+      if (!dryRun) await deleteIfPresent(driver, uploadDir);
+    }
+  }
+  return purged;
 }
 
 /** Every blob digest with data in the store. */

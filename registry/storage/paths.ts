@@ -90,6 +90,9 @@ export function tagIndexLinkPath(name: string, tag: string, digest: Digest): str
   return `${tagPath(name, tag)}/index/${algorithm}/${hex}/link`;
 }
 
+/** The directory that holds a repository's uploads in progress. */
+export const uploadsRoot = (name: string): string => `${repositoryPath(name)}/_uploads`;
+
 /** The directory of an upload in progress. */
 export const uploadPath = (name: string, id: string): string => `${repositoryPath(name)}/_uploads/${id}`;
 
