@@ -70,7 +70,7 @@ export function toHttpError(error: unknown): HttpError {
   const fastifyCode = (error as { code?: unknown } | undefined)?.code;
   const statusCode = (error as { statusCode?: unknown } | undefined)?.statusCode;
   if (typeof fastifyCode === 'string' && fastifyCode.startsWith('FST_') && typeof statusCode === 'number' && statusCode < 500) {
-    const code = statusCode === 413 ? ErrorCodes.SIZE_INVALID : statusCode === 415 ? ErrorCodes.UNSUPPORTED : ErrorCodes.UNSUPPORTED;
+    const code = statusCode === 413 ? ErrorCodes.SIZE_INVALID : ErrorCodes.UNSUPPORTED;
     return { status: statusCode, headers: {}, body: body(code, (error as Error).message), serverFault: false };
   }
   if ((error as Error | undefined)?.name === 'AbortError' || (error as { code?: unknown } | undefined)?.code === 'ECONNRESET') {
