@@ -21,7 +21,7 @@ const USAGE = `usage: berth-registry serve [config.yml]
 
 async function serve(configPath: string | undefined): Promise<void> {
   const { config, ignored } = await loadConfig(configPath);
-  const registry = await startRegistry(config);
+  const registry = await startRegistry(config, configPath !== undefined ? { configPath } : {});
   if (ignored.length > 0) registry.logger.warn({ keys: ignored }, 'Ignored configuration keys that Berth does not implement');
   let stopping = false;
   const stop = (signal: string) => {

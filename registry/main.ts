@@ -5,7 +5,7 @@
 import { resolve } from 'node:path';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import pino from 'pino';
-import { parseAddress, type RegistryConfig } from './config.js';
+import { loadConfig, parseAddress, type RegistryConfig } from './config.js';
 import { BaseDriver } from './driver/base.js';
 import type { StorageDriver } from './driver/driver.js';
 import { FilesystemDriver } from './driver/filesystem/filesystem-driver.js';
@@ -69,7 +69,10 @@ function hostForUrl(host: string): string {
 }
 
 /** Starts a registry from a validated configuration. */
-export async function startRegistry(config: RegistryConfig, options: { logger?: FastifyBaseLogger } = {}): Promise<RunningRegistry> {
+export async function startRegistry(
+  config: RegistryConfig,
+  options: { logger?: FastifyBaseLogger; configPath?: string; reloadIntervalMs?: number } = {},
+): Promise<RunningRegistry> {
   const logger = options.logger ?? createLogger(config);
   const metrics = createRegistryMetrics();
   const driver = createDriver(config, metrics);
@@ -114,6 +117,26 @@ export async function startRegistry(config: RegistryConfig, options: { logger?: 
   const url = `http://${hostForUrl(address.host)}:${port}`;
   logger.info({ url, debugUrl, driver: driver.name, readOnly: writeGuard.isReadOnly }, 'Started registry');
 
+  // Read-only mode switches at run time: the config file (a mounted ConfigMap in Kubernetes) is read
+  // again now and then, and only storage.maintenance.readonly.enabled is taken from it.
+  let reload: NodeJS.Timeout | undefined;
+  if (options.configPath !== undefined) {
+    const path = options.configPath;
+    reload = setInterval(() => {
+      loadConfig(path).then(
+        ({ config: fresh }) => {
+          const readOnly = fresh.storage.maintenance.readonly.enabled;
+          if (readOnly !== writeGuard.isReadOnly) {
+            writeGuard.setReadOnly(readOnly);
+            logger.info({ readOnly }, 'Switched read-only mode from the configuration file');
+          }
+        },
+        (error: unknown) => logger.error({ err: error, path }, 'Failed to reload the configuration file; keeping the current mode'),
+      );
+    }, options.reloadIntervalMs ?? 2_000);
+    reload.unref();
+  }
+
   let closing: Promise<void> | undefined;
   return {
     url,
@@ -124,6 +147,7 @@ export async function startRegistry(config: RegistryConfig, options: { logger?: 
     logger,
     close() {
       closing ??= (async () => {
+        if (reload !== undefined) clearInterval(reload);
         const timer = setTimeout(() => {
           logger.warn({ drainTimeoutMs: config.http.draintimeout }, 'Closed connections still busy after the drain timeout');
           app.server.closeAllConnections();

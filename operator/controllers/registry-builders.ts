@@ -92,9 +92,13 @@ export function buildConfigMap(registry: Registry): V1ConfigMap {
   return { apiVersion: 'v1', kind: 'ConfigMap', metadata: metadata(registry), data: { 'config.yml': buildRegistryConfig(registry) } };
 }
 
-/** A checksum of everything mounted into the pods, so a change rolls them. */
-export function configChecksum(configMap: V1ConfigMap): string {
-  return createHash('sha256').update(JSON.stringify(configMap.data ?? {})).digest('hex').slice(0, 32);
+/**
+ * A checksum of the configuration the pods need a restart for, so that a change rolls them. `readOnly` is
+ * left out: the registry re-reads its mounted config and switches read-only mode without a restart.
+ */
+export function configChecksum(registry: Registry): string {
+  const restartRelevant = buildRegistryConfig({ ...registry, spec: { ...registry.spec, readOnly: false } });
+  return createHash('sha256').update(restartRelevant).digest('hex').slice(0, 32);
 }
 
 function credentialsEnv(registry: Registry): V1EnvVar[] {

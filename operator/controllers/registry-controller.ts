@@ -67,7 +67,7 @@ export class RegistryController {
     const wanted: { kind: string; apiVersion: string; object: object | undefined }[] = [
       { apiVersion: 'v1', kind: 'ConfigMap', object: configMap },
       { apiVersion: 'v1', kind: 'PersistentVolumeClaim', object: buildPersistentVolumeClaim(registry) },
-      { apiVersion: 'apps/v1', kind: 'Deployment', object: buildDeployment(registry, configChecksum(configMap)) },
+      { apiVersion: 'apps/v1', kind: 'Deployment', object: buildDeployment(registry, configChecksum(registry)) },
       { apiVersion: 'v1', kind: 'Service', object: buildService(registry) },
       { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', object: buildIngress(registry) },
       { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', object: buildPodDisruptionBudget(registry) },

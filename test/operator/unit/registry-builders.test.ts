@@ -46,7 +46,7 @@ describe('registry builders', () => {
 
   it('give every child the same name, labels and a controller owner reference to the Registry', () => {
     const reg = registry({ ingress: { host: 'registry.example.com' } });
-    const checksum = configChecksum(buildConfigMap(reg));
+    const checksum = configChecksum(reg);
     const children = [buildConfigMap(reg), buildDeployment(reg, checksum), buildService(reg), buildIngress(reg), buildPodDisruptionBudget(reg)];
     for (const child of children) {
       expect(child?.metadata).toMatchObject({
@@ -58,12 +58,14 @@ describe('registry builders', () => {
     }
   });
 
-  it('change the pod template checksum exactly when the configuration changes', () => {
+  it('change the pod template checksum exactly when a restart-relevant setting changes', () => {
     const base = registry();
-    const checksum = (reg: Registry) => buildDeployment(reg, configChecksum(buildConfigMap(reg))).spec?.template.metadata?.annotations?.[CONFIG_CHECKSUM_ANNOTATION];
+    const checksum = (reg: Registry) => buildDeployment(reg, configChecksum(reg)).spec?.template.metadata?.annotations?.[CONFIG_CHECKSUM_ANNOTATION];
     expect(checksum(base)).toBe(checksum(registry()));
     expect(checksum(registry({ replicas: 5 }))).toBe(checksum(base));
-    expect(checksum(registry({ readOnly: true }))).not.toBe(checksum(base));
+    // Read-only mode switches at run time, through the mounted config: no roll.
+    expect(checksum(registry({ readOnly: true }))).toBe(checksum(base));
+    expect(buildConfigMap(registry({ readOnly: true })).data).not.toEqual(buildConfigMap(base).data);
     expect(checksum(registry({ storage: { s3: { bucket: 'other', region: 'eu-west-1' } } }))).not.toBe(checksum(base));
   });
 

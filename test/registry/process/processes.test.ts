@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitUntilExited } from '../../tools/processes.js';
+import { waitUntil, waitUntilExited } from '../../tools/processes.js';
 import { startBerth, type BerthProcess } from '../../support/berth-process.js';
 import { withQuery } from '../../support/test-registry.js';
 
@@ -106,6 +106,20 @@ describe('a registry process', () => {
     const events = lines.map((line) => JSON.parse(line) as { msg: string; level: number });
     expect(events.some((event) => event.msg === 'Started registry')).toBe(true);
     expect(events.some((event) => event.msg === 'Served request')).toBe(true);
+  });
+
+  it('switches read-only mode when its configuration file changes, without a restart', async () => {
+    const { readFile, writeFile } = await import('node:fs/promises');
+    const configPath = join(registry.logFile, '..', 'config.yml');
+    const original = await readFile(configPath, 'utf8');
+    const pid = registry.child.pid;
+    await writeFile(configPath, `${original}\n`.replace('storage:\n', 'storage:\n  maintenance:\n    readonly:\n      enabled: true\n'));
+    await waitUntil(async () => (await fetch(`${registry.url}/v2/switch/blobs/uploads/`, { method: 'POST' })).status === 405, { timeoutMs: 15_000, what: 'writes refused' });
+    expect((await fetch(`${registry.url}/v2/`)).status).toBe(200);
+    await writeFile(configPath, original);
+    await waitUntil(async () => (await fetch(`${registry.url}/v2/switch/blobs/uploads/`, { method: 'POST' })).status === 202, { timeoutMs: 15_000, what: 'writes accepted' });
+    expect(registry.child.pid).toBe(pid);
+    expect(registry.child.exitCode).toBeNull();
   });
 
   it('on SIGTERM stops accepting, finishes the upload in flight, then exits 0', async () => {
