@@ -2,6 +2,8 @@
  * The composition root: turns a validated configuration into a running registry (driver, storage,
  * API server, debug server) and stops it cleanly.
  */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import pino from 'pino';
@@ -11,6 +13,7 @@ import type { StorageDriver } from './driver/driver.js';
 import { FilesystemDriver } from './driver/filesystem/filesystem-driver.js';
 import { InMemoryDriver } from './driver/inmemory/inmemory-driver.js';
 import { S3Driver } from './driver/s3/s3-driver.js';
+import { MaintenanceWatcher } from './gc/maintenance.js';
 import { createRegistryMetrics, type RegistryMetrics } from './metrics.js';
 import { buildDebugServer, buildServer } from './server.js';
 import { RegistryStorage } from './storage/registry-storage.js';
@@ -86,10 +89,16 @@ export async function startRegistry(
     },
   });
   const writeGuard = new SwitchableWriteGuard(config.storage.maintenance.readonly.enabled);
+  const replicaId = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const maintenance = new MaintenanceWatcher(driver, writeGuard, {
+    replicaId,
+    onChange: (state) => logger.info(state, state.readOnly ? 'Entered a maintenance window' : 'Left a maintenance window'),
+  });
+  maintenance.start();
   const app = await buildServer({
     storage,
     metrics,
-    writeGuard,
+    writeGuard: maintenance,
     deleteEnabled: config.storage.delete.enabled,
     redirect: !config.storage.redirect.disable,
     logger,
@@ -148,6 +157,7 @@ export async function startRegistry(
     close() {
       closing ??= (async () => {
         if (reload !== undefined) clearInterval(reload);
+        maintenance.stop();
         const timer = setTimeout(() => {
           logger.warn({ drainTimeoutMs: config.http.draintimeout }, 'Closed connections still busy after the drain timeout');
           app.server.closeAllConnections();

@@ -8,6 +8,8 @@ import type { RegistryStorage } from '../storage/registry-storage.js';
 export interface WriteGuard {
   /** Throws (UnsupportedError in read-only mode, UnavailableError during maintenance) when writes are refused. */
   assertWritable(): void;
+  /** Registers a write in flight, so a maintenance window can wait for it or abort it; `end` when done. */
+  beginWrite?(): { signal: AbortSignal; end(): void };
 }
 
 /** The API's dependencies and policy. */

@@ -83,7 +83,10 @@ export async function ociApi(app: FastifyInstance, options: ApiOptions): Promise
     if (action.writes) options.writeGuard.assertWritable();
 
     const controller = new AbortController();
+    const write = action.writes ? options.writeGuard.beginWrite?.() : undefined;
+    write?.signal.addEventListener('abort', () => controller.abort(write.signal.reason), { once: true });
     const onClose = () => {
+      write?.end();
       if (!reply.raw.writableFinished) controller.abort();
     };
     reply.raw.once('close', onClose);

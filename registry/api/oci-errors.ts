@@ -48,6 +48,9 @@ function body(code: ErrorCode, message: string, detail?: unknown): HttpError['bo
 
 /** Maps any thrown value to the HTTP error a client receives. */
 export function toHttpError(error: unknown): HttpError {
+  // A write stopped by the server (a maintenance window) carries the reason it was stopped.
+  const cause = (error as { cause?: unknown } | undefined)?.cause;
+  if ((error as Error | undefined)?.name === 'AbortError' && cause instanceof RegistryError) return toHttpError(cause);
   if (error instanceof RegistryError) {
     const headers: Record<string, string> = {};
     if (error instanceof UnavailableError && error.retryAfterSeconds !== undefined) {

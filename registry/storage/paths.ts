@@ -23,7 +23,9 @@
  * │       │   └── hashstates/<algorithm>/<offset>          (Distribution only; Berth never writes these)
  * │       └── _referrers/<algorithm>/<subject hex>/        (berth) one object per referrer:
  * │           └── <algorithm>/<referrer hex>/descriptor    the referrer's OCI descriptor as JSON
- * └── _berth/                                              (berth) registry-wide state, for later features
+ * └── _berth/                                              (berth) registry-wide state:
+ *     ├── maintenance                                      the GC window's marker (epoch, TTL), while open
+ *     └── replicas/<id>                                    each replica's heartbeat and acknowledged epoch
  * ```
  */
 import type { Digest } from './digest.js';
@@ -101,6 +103,15 @@ export const uploadDataPath = (name: string, id: string): string => `${uploadPat
 
 /** The object that holds the time an upload began. */
 export const uploadStartedAtPath = (name: string, id: string): string => `${uploadPath(name, id)}/startedat`;
+
+/** (berth) The maintenance marker: present while a garbage-collection window is open. */
+export const maintenanceMarkerPath = (): string => `${ROOT}/_berth/maintenance`;
+
+/** (berth) One replica's heartbeat, with the maintenance epoch it has acknowledged. */
+export const replicaHeartbeatPath = (id: string): string => `${ROOT}/_berth/replicas/${id}`;
+
+/** (berth) The directory of every replica's heartbeat. */
+export const replicasRoot = (): string => `${ROOT}/_berth/replicas`;
 
 /** The directory that holds one object per referrer of a subject. */
 export function referrersPath(name: string, subject: Digest): string {

@@ -219,9 +219,14 @@ export class UploadStore {
       });
       verify();
     } else {
-      await pipeline(source, hashing, async () => {
-        await this.driver.writeStream(blobDataPath(digest), hashing, { append: false, verify, ...(signal ? { signal } : {}) });
-      });
+      await pipeline(
+        source,
+        hashing,
+        async () => {
+          await this.driver.writeStream(blobDataPath(digest), hashing, { append: false, verify, ...(signal ? { signal } : {}) });
+        },
+        ...(signal ? [{ signal }] : []),
+      );
     }
     await this.blobs.link(name, digest, signal);
     return { digest, size: hashing.bytes };
@@ -233,9 +238,14 @@ export class UploadStore {
    */
   private async writeHashed(path: string, source: Readable, hash: Hash | undefined, append: boolean, signal?: AbortSignal): Promise<number> {
     const hashing = new HashingStream(hash);
-    await pipeline(source, hashing, async () => {
-      await this.driver.writeStream(path, hashing, { append, ...(signal ? { signal } : {}) });
-    });
+    await pipeline(
+      source,
+      hashing,
+      async () => {
+        await this.driver.writeStream(path, hashing, { append, ...(signal ? { signal } : {}) });
+      },
+      ...(signal ? [{ signal }] : []),
+    );
     return hashing.bytes;
   }
 

@@ -1,0 +1,96 @@
+import { request } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { FastifyInstance } from 'fastify';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BaseDriver } from '../../../registry/driver/base.js';
+import { InMemoryDriver } from '../../../registry/driver/inmemory/inmemory-driver.js';
+import { MaintenanceWatcher, type Heartbeat } from '../../../registry/gc/maintenance.js';
+import { createRegistryMetrics } from '../../../registry/metrics.js';
+import { buildServer } from '../../../registry/server.js';
+import { maintenanceMarkerPath, replicaHeartbeatPath } from '../../../registry/storage/paths.js';
+import { RegistryStorage } from '../../../registry/storage/registry-storage.js';
+import { SwitchableWriteGuard } from '../../../registry/write-guard.js';
+import { errorCode, pushImage } from '../../support/test-registry.js';
+
+describe('a replica during a garbage-collection window', () => {
+  let driver: BaseDriver;
+  let watcher: MaintenanceWatcher;
+  let app: FastifyInstance;
+  let clock = 0;
+
+  beforeEach(async () => {
+    clock = 0;
+    driver = new BaseDriver(new InMemoryDriver());
+    watcher = new MaintenanceWatcher(driver, new SwitchableWriteGuard(false), { replicaId: 'r1', drainTimeoutMs: 300, monotonicNow: () => clock });
+    app = await buildServer({ storage: new RegistryStorage(driver), metrics: createRegistryMetrics(), writeGuard: watcher, deleteEnabled: true, redirect: false, accessLog: false });
+    await app.ready();
+  });
+  afterEach(async () => {
+    watcher.stop();
+    await app.close();
+  });
+
+  const openWindow = (epoch: string, ttlSeconds = 60) =>
+    driver.putContent(maintenanceMarkerPath(), Buffer.from(JSON.stringify({ epoch, ttlSeconds, reason: 'GarbageCollection' })));
+  const heartbeat = async () => JSON.parse((await driver.getContent(replicaHeartbeatPath('r1'))).toString()) as Heartbeat;
+
+  it('refuses writes with a retryable 503, keeps serving pulls, and acknowledges the epoch', async () => {
+    const { digest } = await pushImage(app, 'app', 'v1');
+    await openWindow('e1');
+    await watcher.poll();
+    const refused = await app.inject({ method: 'POST', url: '/v2/app/blobs/uploads/' });
+    expect(refused.statusCode).toBe(503);
+    expect(errorCode(refused.body)).toBe('UNAVAILABLE');
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+    expect(JSON.parse(refused.body).errors[0].message).toMatch(/maintenance/);
+    for (const url of ['/v2/app/manifests/v1', `/v2/app/manifests/${digest}`, '/v2/app/tags/list', '/v2/_catalog', `/v2/app/referrers/${digest}`]) {
+      expect((await app.inject({ method: 'GET', url })).statusCode, url).toBe(200);
+    }
+    expect((await heartbeat()).ackEpoch).toBe('e1');
+    await driver.delete(maintenanceMarkerPath());
+    await watcher.poll();
+    expect((await app.inject({ method: 'POST', url: '/v2/app/blobs/uploads/' })).statusCode).toBe(202);
+    expect((await heartbeat()).ackEpoch).toBeUndefined();
+  });
+
+  it('writes again once the time-to-live has passed on its own clock, even if the marker stays', async () => {
+    await openWindow('e2', 30);
+    await watcher.poll();
+    expect(watcher.inMaintenance).toBe(true);
+    clock += 29_000;
+    expect(watcher.inMaintenance).toBe(true);
+    clock += 2_000;
+    expect(watcher.inMaintenance).toBe(false);
+    await watcher.poll();
+    expect(watcher.inMaintenance).toBe(false);
+    expect((await app.inject({ method: 'POST', url: '/v2/app/blobs/uploads/' })).statusCode).toBe(202);
+  });
+
+  it('lets a write in flight finish before acknowledging, and stops one that outlasts the drain timeout', async () => {
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as { port: number };
+    const start = await app.inject({ method: 'POST', url: '/v2/app/blobs/uploads/' });
+    // A PATCH whose body never ends: the drain must stop it.
+    const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, method: 'PATCH', path: start.headers['location'] as string, headers: { 'content-type': 'application/octet-stream', 'transfer-encoding': 'chunked' } }, (res) => {
+        let body = '';
+        res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.write(Buffer.alloc(1000, 1));
+    });
+    await sleep(100);
+    await openWindow('e3');
+    let acknowledged = false;
+    const polled = watcher.poll().then(() => (acknowledged = true));
+    await sleep(100);
+    expect(acknowledged).toBe(false);
+    const answer = await response;
+    await polled;
+    expect(acknowledged).toBe(true);
+    expect(answer.status).toBe(503);
+    expect(errorCode(answer.body)).toBe('UNAVAILABLE');
+    expect((await heartbeat()).ackEpoch).toBe('e3');
+  });
+});
