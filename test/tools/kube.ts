@@ -6,7 +6,7 @@
  * ServiceAccount is held to its RBAC rules. There are no controllers, scheduler or kubelet: objects are
  * stored and validated, never run.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
@@ -14,7 +14,7 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { runChecked, stopProcess, tailFile, waitUntil } from './processes.js';
+import { runChecked, spawnPeer, stopProcess, tailFile, waitUntil } from './processes.js';
 import { freePort, toolPath } from './tools.js';
 
 /** The Service CIDR the API server allocates ClusterIPs from (its first address is the `kubernetes` Service). */
@@ -230,24 +230,13 @@ class ServerProcess {
   /** Spawns the process and resolves once `ready()` is true; rejects (with the log's tail) if it exits first or times out, and then stops it. */
   async start(): Promise<void> {
     if (this.child) throw new Error(`${this.what} is already running`);
-    const child = spawn(this.binary, this.args, { env: childEnv(), stdio: ['ignore', this.log, this.log] });
+    const { child, spawnError } = spawnPeer(this.binary, this.args, childEnv(), ['ignore', this.log, this.log]);
     this.child = child;
-    // If this process exits without stop(), do not leave the server running.
-    const onExit = (): void => {
-      child.kill('SIGTERM');
-    };
-    process.once('exit', onExit);
-    child.once('exit', () => {
-      process.off('exit', onExit);
-    });
-    let spawnError: Error | undefined;
-    child.once('error', (err) => {
-      spawnError = err;
-    });
     try {
       await waitUntil(
         async () => {
-          if (spawnError) throw spawnError;
+          const failed = spawnError();
+          if (failed) throw failed;
           if (child.exitCode !== null || child.signalCode !== null) {
             throw new Error(`${this.what} exited (${String(child.exitCode ?? child.signalCode)}) before it was ready:\n${await tailFile(this.logFile)}`);
           }

@@ -2,7 +2,7 @@
  * Starts MinIO (built from its Go module by install.sh), the real S3 server the S3 tests run against,
  * and reads how many S3 requests of each kind it has served.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { once } from 'node:events';
@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { stopProcess, tailFile, waitUntilExited, waitUntil } from './processes.js';
+import { spawnPeer, stopProcess, tailFile, waitUntilExited, waitUntil } from './processes.js';
 import { freePort, toolPath } from './tools.js';
 
 /** Root credentials of every test MinIO; they only ever guard a loopback port. */
@@ -149,24 +149,13 @@ class MinioProcess {
       '--certs-dir',
       this.certsDir,
     ];
-    const child = spawn(this.binary, args, { env: minioEnv(), stdio: ['ignore', this.log, this.log] });
+    const { child, spawnError } = spawnPeer(this.binary, args, minioEnv(), ['ignore', this.log, this.log]);
     this.child = child;
-    // If this process exits without stop(), do not leave MinIO running.
-    const onExit = (): void => {
-      child.kill('SIGTERM');
-    };
-    process.once('exit', onExit);
-    child.once('exit', () => {
-      process.off('exit', onExit);
-    });
-    let spawnError: Error | undefined;
-    child.once('error', (err) => {
-      spawnError = err;
-    });
     try {
       await waitUntil(
         async () => {
-          if (spawnError) throw spawnError;
+          const failed = spawnError();
+          if (failed) throw failed;
           if (child.exitCode !== null || child.signalCode !== null) {
             throw new Error(`MinIO exited (${String(child.exitCode ?? child.signalCode)}) before it was ready:\n${await tailFile(this.logFile)}`);
           }

@@ -1,7 +1,7 @@
 /**
  * Small process helpers shared by the tools that start real peers (dockerd, Distribution, the conformance suite).
  */
-import { execFile, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -112,4 +112,24 @@ export async function tailFile(path: string, lines = 30): Promise<string> {
   } catch (err) {
     return `(cannot read ${path}: ${(err as Error).message})`;
   }
+}
+
+/**
+ * Spawns a long-running peer that is killed if this process exits without stopping it, and remembers a
+ * spawn failure (`spawnError()`) for the readiness loop to report.
+ */
+export function spawnPeer(file: string, args: readonly string[], env: NodeJS.ProcessEnv, stdio: StdioOptions): { child: ChildProcess; spawnError(): Error | undefined } {
+  const child = spawn(file, args, { env, stdio });
+  const onExit = (): void => {
+    child.kill('SIGTERM');
+  };
+  process.once('exit', onExit);
+  child.once('exit', () => {
+    process.off('exit', onExit);
+  });
+  let error: Error | undefined;
+  child.once('error', (err) => {
+    error = err;
+  });
+  return { child, spawnError: () => error };
 }
