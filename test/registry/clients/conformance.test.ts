@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runConformance } from '../../tools/conformance.js';
+import { runBerthConformance } from '../../support/conformance.js';
 import { startBerth, type BerthProcess } from '../../support/berth-process.js';
 
 describe('the OCI distribution-spec conformance suite', () => {
@@ -19,14 +19,7 @@ describe('the OCI distribution-spec conformance suite', () => {
   });
 
   it('passes every test of pull, push, content discovery and content management, with referrers, automatic cross-mount and sha512', async () => {
-    const result = await runConformance({
-      url: registry.url,
-      namespace: 'conformance/one',
-      crossmountNamespace: 'conformance/two',
-      workdir: join(root, 'results'),
-      // The spec's main branch: upload cancel, digest headers and ?tag= on manifest PUT are tested too.
-      env: { OCI_VERSION: 'dev' },
-    });
+    const result = await runBerthConformance(registry.url, join(root, 'results'));
     expect(result.failures, result.failures.join('\n')).toEqual([]);
     expect(result.failed).toBe(0);
     expect(result.passed).toBeGreaterThan(500);

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runConformance } from '../../tools/conformance.js';
+import { runBerthConformance } from '../../support/conformance.js';
 import { buildMultiLayerImage, startDockerd, type Dockerd } from '../../tools/docker.js';
 import { runChecked } from '../../tools/processes.js';
 import { toolPath } from '../../tools/tools.js';
@@ -64,13 +64,7 @@ describe('three registry replicas on one S3 bucket behind nginx round-robin', ()
   }, 120_000);
 
   it('passes the OCI conformance suite through the load balancer', async () => {
-    const result = await runConformance({
-      url: cluster.url,
-      namespace: 'conformance/one',
-      crossmountNamespace: 'conformance/two',
-      workdir: join(work, 'conformance'),
-      env: { OCI_VERSION: 'dev' },
-    });
+    const result = await runBerthConformance(cluster.url, join(work, 'conformance'));
     expect(result.failures, result.failures.join('\n')).toEqual([]);
     expect(result.passed).toBeGreaterThan(500);
   }, 600_000);
