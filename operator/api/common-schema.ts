@@ -20,6 +20,9 @@ export const conditionSchema = {
   additionalProperties: false,
 } as const;
 
+/** The `observedGeneration` of a status. */
+export const observedGenerationSchema = { type: 'integer', format: 'int64', description: 'The .metadata.generation this status describes.' } as const;
+
 /** The `conditions` list of a status: one entry per type. */
 export const conditionsSchema = {
   type: 'array',

@@ -3,7 +3,7 @@
  * the TypeScript types are both derived.
  */
 import type { FromSchema } from 'json-schema-to-ts';
-import { conditionsSchema, resourcesSchema } from './common-schema.js';
+import { conditionsSchema, observedGenerationSchema, resourcesSchema } from './common-schema.js';
 
 /** The characters a cron field may use: digits, names, `*`, `/`, `,` and `-`. */
 const CRON_FIELD = '[0-9A-Za-z*/,-]+';
@@ -65,7 +65,7 @@ export const garbageCollectionStatusSchema = {
   type: 'object',
   description: 'The observed state of the collections.',
   properties: {
-    observedGeneration: { type: 'integer', format: 'int64', description: 'The .metadata.generation this status describes.' },
+    observedGeneration: observedGenerationSchema,
     lastScheduleTime: { type: 'string', format: 'date-time', description: 'When the last run was scheduled.' },
     nextScheduleTime: { type: 'string', format: 'date-time', description: 'When the next run is due.' },
     lastSuccessfulTime: { type: 'string', format: 'date-time', description: 'When the last successful run finished.' },

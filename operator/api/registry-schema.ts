@@ -3,7 +3,7 @@
  * TypeScript type `Registry` are both derived, so they cannot disagree.
  */
 import type { FromSchema } from 'json-schema-to-ts';
-import { conditionsSchema, passThrough, resourcesSchema, secretKeySchema } from './common-schema.js';
+import { conditionsSchema, observedGenerationSchema, passThrough, resourcesSchema, secretKeySchema } from './common-schema.js';
 
 /** The image the operator runs when a Registry names none. */
 export const DEFAULT_REGISTRY_IMAGE = 'ghcr.io/berth-dev/berth:0.1.0';
@@ -157,7 +157,7 @@ export const registryStatusSchema = {
   type: 'object',
   description: 'The observed state of the registry deployment.',
   properties: {
-    observedGeneration: { type: 'integer', format: 'int64', description: 'The .metadata.generation this status describes.' },
+    observedGeneration: observedGenerationSchema,
     replicas: { type: 'integer', format: 'int32', description: 'Registry pods that exist.' },
     readyReplicas: { type: 'integer', format: 'int32', description: 'Registry pods that are ready.' },
     selector: { type: 'string', description: 'The label selector of the registry pods, for the scale subresource.' },
