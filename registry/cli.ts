@@ -6,18 +6,25 @@
 import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, parseDuration } from './config.js';
-import { collect } from './gc/mark-sweep.js';
+import { CollectionAbortedError, CollectionBusyError, runCollection } from './gc/collector.js';
 import { createDriver, startRegistry } from './main.js';
+import { OBJECT_STORE, STRONGLY_CONSISTENT } from './storage/visibility.js';
 
 const USAGE = `usage: berth-registry serve [config.yml]
-       berth-registry gc [config.yml] [--dry-run] [--delete-untagged] [--grace-period 1h] [--json result.json]
+       berth-registry gc [config.yml] [--dry-run] [--delete-untagged] [--grace-period 1h]
+                         [--read-only-timeout 5m] [--ack-timeout 60s] [--json result.json]
 
   serve   run the registry; without a file, the embedded default (filesystem storage
           under ./data, API on :5000, metrics on :5001). REGISTRY_… environment
           variables override any setting, as in CNCF Distribution.
   gc      collect garbage in the configured store: delete blobs nothing references
           (older than the grace period) and, with --delete-untagged, manifests no tag
-          or index references. Run it while the registry is read-only or stopped.`;
+          or index references. Runs while the registry's replicas serve: it marks
+          online, then makes them read-only only for a short window (at most
+          --read-only-timeout if gc dies in it). Prints progress on stderr and a JSON
+          summary on stdout (and into --json, for a Kubernetes termination message).
+          --unsafe-no-window and --unsafe-no-remark break the protocol on purpose,
+          for tests that must see the damage; never use them.`;
 
 async function serve(configPath: string | undefined): Promise<void> {
   const { config, ignored } = await loadConfig(configPath);
@@ -48,41 +55,58 @@ async function gc(args: string[]): Promise<void> {
       'dry-run': { type: 'boolean', default: false },
       'delete-untagged': { type: 'boolean', default: false },
       'grace-period': { type: 'string', default: '1h' },
+      'read-only-timeout': { type: 'string', default: '5m' },
+      'ack-timeout': { type: 'string', default: '60s' },
+      'unsafe-no-window': { type: 'boolean', default: false },
+      'unsafe-no-remark': { type: 'boolean', default: false },
       json: { type: 'string' },
     },
   });
   if (positionals.length > 1) throw new UsageError();
-  let gracePeriodMs: number;
-  try {
-    gracePeriodMs = parseDuration(values['grace-period']);
-  } catch (error) {
-    throw new ConfigError(`--grace-period: ${(error as Error).message}`);
-  }
+  const duration = (flag: 'grace-period' | 'read-only-timeout' | 'ack-timeout'): number => {
+    try {
+      return parseDuration(values[flag]);
+    } catch (error) {
+      throw new ConfigError(`--${flag}: ${(error as Error).message}`);
+    }
+  };
+  const gracePeriodMs = duration('grace-period');
+  const readOnlyTimeoutMs = duration('read-only-timeout');
+  const ackTimeoutMs = duration('ack-timeout');
   const { config } = await loadConfig(positionals[0]);
   const driver = createDriver(config);
-  const progress = (message: string) => process.stderr.write(`gc: ${message}\n`);
+  const started = performance.now();
+  const progress = (message: string) => process.stderr.write(`gc: [${((performance.now() - started) / 1000).toFixed(1)}s] ${message}\n`);
   const purging = config.storage.maintenance.uploadpurging;
-  const result = await collect(driver, {
+  const result = await runCollection(driver, {
     deleteUntagged: values['delete-untagged'],
     dryRun: values['dry-run'],
     gracePeriodMs,
+    readOnlyTimeoutMs,
+    ackTimeoutMs,
+    visibility: config.storage.s3 ? OBJECT_STORE : STRONGLY_CONSISTENT,
+    unsafe: { noWindow: values['unsafe-no-window'], noRemark: values['unsafe-no-remark'] },
     ...(purging.enabled ? { uploadMaxAgeMs: purging.age } : {}),
     progress,
   });
+  // Small enough for a Kubernetes termination message (4 KiB): counts and times, not lists.
   const summary = {
     dryRun: values['dry-run'],
-    uploadsPurged: result.uploadsPurged.length,
     manifestsDeleted: result.manifestsDeleted.length,
     blobsDeleted: result.blobsDeleted.length,
+    uploadsPurged: result.uploadsPurged.length,
     bytesFreed: result.bytesFreed,
     markSeconds: result.markSeconds,
+    readOnlyWindowSeconds: result.readOnlyWindowSeconds,
     sweepSeconds: result.sweepSeconds,
+    remarked: result.remarked,
+    replicas: result.replicas,
   };
   if (values['dry-run']) {
     for (const item of [...result.uploadsPurged, ...result.manifestsDeleted, ...result.blobsDeleted]) console.log(`would delete ${item}`);
   }
   console.log(JSON.stringify(summary));
-  if (values.json !== undefined) await writeFile(values.json, JSON.stringify({ ...summary, manifests: result.manifestsDeleted, blobs: result.blobsDeleted }, null, 2));
+  if (values.json !== undefined) await writeFile(values.json, JSON.stringify(summary));
 }
 
 async function run(argv: string[]): Promise<void> {
@@ -112,7 +136,7 @@ run(process.argv.slice(2)).catch((error: unknown) => {
     console.error(USAGE);
     process.exit(2);
   }
-  if (error instanceof ConfigError) {
+  if (error instanceof ConfigError || error instanceof CollectionBusyError || error instanceof CollectionAbortedError) {
     console.error(`berth-registry: ${error.message}`);
     process.exit(1);
   }

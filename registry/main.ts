@@ -79,8 +79,15 @@ export async function startRegistry(
   const logger = options.logger ?? createLogger(config);
   const metrics = createRegistryMetrics();
   const driver = createDriver(config, metrics);
+  const writeGuard = new SwitchableWriteGuard(config.storage.maintenance.readonly.enabled);
+  const replicaId = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const maintenance = new MaintenanceWatcher(driver, writeGuard, {
+    replicaId,
+    onChange: (state) => logger.info(state, state.readOnly ? 'Entered a maintenance window' : 'Left a maintenance window'),
+  });
   const storage = new RegistryStorage(driver, {
     ...(config.storage.s3 ? { visibility: OBJECT_STORE, pullVisibility: OBJECT_STORE_PULL } : { visibility: STRONGLY_CONSISTENT }),
+    journal: maintenance.journal,
     observer: {
       hashRebuilt(bytes, seconds) {
         metrics.hashRebuildBytes.inc(bytes);
@@ -88,13 +95,8 @@ export async function startRegistry(
       },
     },
   });
-  const writeGuard = new SwitchableWriteGuard(config.storage.maintenance.readonly.enabled);
-  const replicaId = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
-  const maintenance = new MaintenanceWatcher(driver, writeGuard, {
-    replicaId,
-    onChange: (state) => logger.info(state, state.readOnly ? 'Entered a maintenance window' : 'Left a maintenance window'),
-  });
-  maintenance.start();
+  // The first look at the marker comes before the first request: a replica starting mid-collection journals or refuses.
+  await maintenance.start();
   const app = await buildServer({
     storage,
     metrics,
@@ -157,7 +159,6 @@ export async function startRegistry(
     close() {
       closing ??= (async () => {
         if (reload !== undefined) clearInterval(reload);
-        maintenance.stop();
         const timer = setTimeout(() => {
           logger.warn({ drainTimeoutMs: config.http.draintimeout }, 'Closed connections still busy after the drain timeout');
           app.server.closeAllConnections();
@@ -165,6 +166,7 @@ export async function startRegistry(
         timer.unref();
         await app.close();
         clearTimeout(timer);
+        await maintenance.stop();
         await debug?.close();
         logger.info('Stopped registry');
       })();

@@ -1,23 +1,32 @@
 /**
- * The replica's side of garbage collection's read-only window. Every replica polls the maintenance marker
- * in the shared store; when a new epoch appears it refuses new writes (503 with Retry-After), lets the
- * writes in flight finish (aborting those still running after the drain timeout), and acknowledges the
- * epoch in its heartbeat. It writes again when the marker is gone, or when the marker's time-to-live has
- * passed on its own monotonic clock since it first saw it (so a collector that died cannot leave the
- * registry read-only).
+ * The replica's side of garbage collection (DESIGN.md §2). Every replica polls the maintenance marker in
+ * the shared store and heartbeats into it. While a collection marks (`phase: 'mark'`), the replica journals
+ * every write that can make content reachable. When the window opens (`phase: 'window'`, a new epoch) it
+ * refuses new writes (503 with Retry-After), lets the writes in flight finish (aborting those still running
+ * after the drain timeout), stores the rest of its journal, and acknowledges the epoch in its heartbeat. It
+ * writes again when the marker is gone, or when the window's time-to-live has passed on its own monotonic
+ * clock since it first saw it (so a collector that died cannot leave the registry read-only).
+ *
+ * A replica that cannot read the marker or store its heartbeat for `fenceAfterMs` refuses writes until it
+ * can again: it might be missing a window, and a collector will soon count it as gone and not wait for it.
  */
 import type { WriteGuard } from '../api/context.js';
 import type { StorageDriver } from '../driver/driver.js';
 import { PathNotFoundError } from '../driver/errors.js';
 import { UnavailableError } from '../storage/errors.js';
 import { maintenanceMarkerPath, replicaHeartbeatPath } from '../storage/paths.js';
+import { ReplicaJournal, type JournalState } from './journal.js';
 
-/** The marker a collector writes to open a window. */
+/** The marker a collector writes: first to start journaling (`mark`), then to open the window (`window`). */
 export interface MaintenanceMarker {
-  /** Unique per window; replicas acknowledge it. */
+  /** Unique per collection; replicas journal for it and acknowledge its window. */
   readonly epoch: string;
-  /** How long replicas honour the marker after they first see it. */
+  /** `mark` (journal writes) or `window` (refuse writes); absent means `window`. */
+  readonly phase?: 'mark' | 'window';
+  /** How long replicas honour the marker after they see it (or, in `mark`, after they see it renewed). */
   readonly ttlSeconds: number;
+  /** Bumped by the collector to renew a `mark` phase. */
+  readonly renewal?: number;
   readonly reason: string;
 }
 
@@ -26,8 +35,12 @@ export interface Heartbeat {
   readonly id: string;
   /** Wall-clock milliseconds of the beat, for liveness. */
   readonly at: number;
-  /** The epoch this replica has stopped writing for, if any. */
+  /** Wall-clock milliseconds when the replica started (one that started inside a window has nothing to journal). */
+  readonly since: number;
+  /** The epoch whose window this replica has stopped writing for, with its journal stored, if any. */
   readonly ackEpoch?: string;
+  /** The collection epoch this replica journals for, and the batches stored. */
+  readonly journal?: JournalState;
 }
 
 /** Settings of a maintenance watcher. */
@@ -36,20 +49,29 @@ export interface MaintenanceOptions {
   readonly pollMs?: number;
   readonly heartbeatMs?: number;
   readonly drainTimeoutMs?: number;
+  /** Refuse writes when the marker could not be read or the heartbeat stored for this long (default 6 s). */
+  readonly fenceAfterMs?: number;
   /** A monotonic clock in milliseconds; injected by tests. */
   readonly monotonicNow?: () => number;
   readonly onChange?: (state: { readOnly: boolean; epoch?: string; reason: string }) => void;
 }
 
-/** Follows the maintenance marker and guards writes accordingly; wraps the configured write guard. */
+/** Follows the maintenance marker, journals and guards writes accordingly; wraps the configured write guard. */
 export class MaintenanceWatcher implements WriteGuard {
+  /** The write journal the storage services record into. */
+  readonly journal: ReplicaJournal;
   private active: { epoch: string; seenAt: number; ttlMs: number } | undefined;
+  private marking: { epoch: string; renewal: number; seenAt: number; ttlMs: number } | undefined;
   private readonly expired = new Set<string>();
-  private acked: string | undefined;
+  private acked: { epoch: string; journal: JournalState | undefined } | undefined;
   private readonly inFlight = new Set<AbortController>();
   private timer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
+  private lastPoll: number;
+  private lastBeat: number;
+  private stopped = false;
+  private readonly since = Date.now();
 
   constructor(
     private readonly driver: StorageDriver,
@@ -57,28 +79,35 @@ export class MaintenanceWatcher implements WriteGuard {
     private readonly options: MaintenanceOptions,
   ) {
     this.now = options.monotonicNow ?? (() => performance.now());
+    this.journal = new ReplicaJournal(driver, options.replicaId);
+    this.lastPoll = this.lastBeat = this.now();
   }
 
-  /** Starts polling and heartbeating. */
-  start(): void {
+  /** Reads the marker and stores a heartbeat once, then keeps polling and heartbeating. */
+  async start(): Promise<void> {
+    await Promise.allSettled([this.poll(), this.heartbeat()]);
     const poll = () => {
-      this.poll().catch(() => undefined);
-      this.timer = setTimeout(poll, this.options.pollMs ?? 1000);
+      this.timer = setTimeout(() => {
+        this.poll().catch(() => undefined).finally(() => this.stopped || poll());
+      }, this.options.pollMs ?? 1000);
       this.timer.unref();
     };
     const beat = () => {
-      this.heartbeat().catch(() => undefined);
-      this.heartbeatTimer = setTimeout(beat, this.options.heartbeatMs ?? 2000);
+      this.heartbeatTimer = setTimeout(() => {
+        this.heartbeat().catch(() => undefined).finally(() => this.stopped || beat());
+      }, this.options.heartbeatMs ?? 2000);
       this.heartbeatTimer.unref();
     };
     poll();
     beat();
   }
 
-  /** Stops polling and heartbeating. */
-  stop(): void {
+  /** Stops polling and heartbeating, and removes the heartbeat so no collector waits for this replica. */
+  async stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
     if (this.heartbeatTimer !== undefined) clearTimeout(this.heartbeatTimer);
+    await this.driver.delete(replicaHeartbeatPath(this.options.replicaId)).catch(() => undefined);
   }
 
   /** True while a window is open for this replica. */
@@ -94,6 +123,13 @@ export class MaintenanceWatcher implements WriteGuard {
       throw new UnavailableError('the registry is in maintenance (garbage collection); retry shortly', {
         retryAfterSeconds: Math.min(left, 30),
         detail: { epoch: this.active.epoch },
+      });
+    }
+    const fenceAfter = this.options.fenceAfterMs ?? 6000;
+    const silent = this.now() - Math.min(this.lastPoll, this.lastBeat);
+    if (silent > fenceAfter) {
+      throw new UnavailableError('the registry cannot reach its storage to coordinate with garbage collection; retry shortly', {
+        retryAfterSeconds: 5,
       });
     }
   }
@@ -113,13 +149,19 @@ export class MaintenanceWatcher implements WriteGuard {
     } catch (error) {
       if (!(error instanceof PathNotFoundError) && !(error instanceof SyntaxError)) throw error;
     }
+    this.lastPoll = this.now();
     if (marker === undefined) {
+      this.endMarking();
       if (this.active !== undefined) {
         this.active = undefined;
         this.acked = undefined;
         this.options.onChange?.({ readOnly: false, reason: 'MaintenanceEnded' });
         await this.heartbeat();
       }
+      return;
+    }
+    if (marker.phase === 'mark') {
+      await this.followMark(marker);
       return;
     }
     if (this.expired.has(marker.epoch) || this.active?.epoch === marker.epoch) {
@@ -129,8 +171,42 @@ export class MaintenanceWatcher implements WriteGuard {
     this.active = { epoch: marker.epoch, seenAt: this.now(), ttlMs: marker.ttlSeconds * 1000 };
     this.options.onChange?.({ readOnly: true, epoch: marker.epoch, reason: marker.reason });
     await this.drain();
-    this.acked = marker.epoch;
+    if (this.marking?.epoch === marker.epoch) {
+      try {
+        await this.journal.flush();
+      } catch {
+        // Without its whole journal this replica does not acknowledge; the next poll tries again.
+        this.active = undefined;
+        return;
+      }
+    }
+    this.acked = { epoch: marker.epoch, journal: this.marking?.epoch === marker.epoch ? this.journal.state : undefined };
+    this.endMarking();
     await this.heartbeat();
+  }
+
+  /** Journals for a collection that marks; stops when the marker's renewal lapses. */
+  private async followMark(marker: MaintenanceMarker): Promise<void> {
+    const renewal = marker.renewal ?? 0;
+    if (this.expired.has(marker.epoch)) return;
+    if (this.marking?.epoch === marker.epoch && this.marking.renewal === renewal) {
+      if (this.now() - this.marking.seenAt > this.marking.ttlMs) {
+        this.expired.add(marker.epoch);
+        this.endMarking();
+        await this.heartbeat();
+      }
+      return;
+    }
+    const starting = this.marking?.epoch !== marker.epoch;
+    this.marking = { epoch: marker.epoch, renewal, seenAt: this.now(), ttlMs: marker.ttlSeconds * 1000 };
+    this.journal.begin(marker.epoch);
+    if (starting) await this.heartbeat();
+  }
+
+  private endMarking(): void {
+    if (this.marking === undefined) return;
+    this.marking = undefined;
+    this.journal.end();
   }
 
   /** Waits for the writes in flight to end, aborting those still running after the drain timeout. */
@@ -152,7 +228,16 @@ export class MaintenanceWatcher implements WriteGuard {
   }
 
   private async heartbeat(): Promise<void> {
-    const beat: Heartbeat = { id: this.options.replicaId, at: Date.now(), ...(this.acked !== undefined ? { ackEpoch: this.acked } : {}) };
+    // After acknowledging a window, the journal it stored is reported with the acknowledgement.
+    const journal = this.journal.state ?? this.acked?.journal;
+    const beat: Heartbeat = {
+      id: this.options.replicaId,
+      at: Date.now(),
+      since: this.since,
+      ...(this.acked !== undefined ? { ackEpoch: this.acked.epoch } : {}),
+      ...(journal !== undefined ? { journal } : {}),
+    };
     await this.driver.putContent(replicaHeartbeatPath(this.options.replicaId), Buffer.from(JSON.stringify(beat)));
+    this.lastBeat = this.now();
   }
 }

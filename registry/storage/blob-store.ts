@@ -10,6 +10,7 @@ import { BlobUnknownError } from './errors.js';
 import { deleteIfPresent, readLink, writeLink } from './links.js';
 import { blobDataPath, layerLinkPath } from './paths.js';
 import { STRONGLY_CONSISTENT, readUntil, type VisibilityPolicy } from './visibility.js';
+import { NO_JOURNAL, type WriteJournal } from './write-journal.js';
 
 /** What the registry knows of a stored blob. */
 export interface BlobInfo {
@@ -22,6 +23,7 @@ export class BlobStore {
   constructor(
     private readonly driver: StorageDriver,
     private readonly visibility: VisibilityPolicy = STRONGLY_CONSISTENT,
+    private readonly journal: WriteJournal = NO_JOURNAL,
   ) {}
 
   /** Returns the size of blob data stored under a digest in any repository, or undefined if there is none. */
@@ -43,6 +45,7 @@ export class BlobStore {
     const once = () => this.statOnce(name, digest, signal);
     const info = wait ? await readUntil(this.visibility, once, (found) => found !== undefined, signal) : await once();
     if (info === undefined) throw new BlobUnknownError(`blob ${digest} is not known to repository ${name}`, { detail: { digest } });
+    this.journal.observe({ kind: 'blob', name, digest });
     return info;
   }
 
@@ -79,8 +82,9 @@ export class BlobStore {
   }
 
   /** Links stored blob data into a repository (cross-repository mount, upload commit). */
-  link(name: string, digest: Digest, signal?: AbortSignal): Promise<void> {
-    return writeLink(this.driver, layerLinkPath(name, digest), digest, signal);
+  async link(name: string, digest: Digest, signal?: AbortSignal): Promise<void> {
+    await this.journal.record({ kind: 'blob', name, digest }, signal);
+    await writeLink(this.driver, layerLinkPath(name, digest), digest, signal);
   }
 
   /** Unlinks a blob from a repository; the data stays for garbage collection. Throws BlobUnknownError if not linked. */

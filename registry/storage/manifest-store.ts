@@ -29,6 +29,7 @@ import {
 } from './paths.js';
 import { isTag } from './reference.js';
 import { STRONGLY_CONSISTENT, readUntil, type VisibilityPolicy } from './visibility.js';
+import { NO_JOURNAL, type WriteJournal } from './write-journal.js';
 
 /** A manifest as served to clients. */
 export interface StoredManifest {
@@ -99,6 +100,7 @@ export class ManifestStore {
     private readonly blobs: BlobStore,
     private readonly visibility: VisibilityPolicy = STRONGLY_CONSISTENT,
     private readonly pullVisibility: VisibilityPolicy = visibility,
+    private readonly journal: WriteJournal = NO_JOURNAL,
   ) {}
 
   /**
@@ -125,6 +127,7 @@ export class ManifestStore {
     const manifest = parseManifest(bytes, contentType);
     await this.checkReferences(name, manifest.blobs, manifest.manifests, signal);
 
+    await this.journal.record({ kind: 'manifest', name, digest }, signal);
     await this.driver.putContent(blobDataPath(digest), bytes, signal);
     await writeLink(this.driver, manifestRevisionLinkPath(name, digest), digest, signal);
     if (manifest.subject !== undefined) {

@@ -113,6 +113,19 @@ export const replicaHeartbeatPath = (id: string): string => `${ROOT}/_berth/repl
 /** (berth) The directory of every replica's heartbeat. */
 export const replicasRoot = (): string => `${ROOT}/_berth/replicas`;
 
+/** (berth) The lock a garbage collection holds for its whole run, so that two runs never overlap. */
+export const gcLockPath = (): string => `${ROOT}/_berth/gc-lock`;
+
+/** (berth) The directory of the write journals of one collection epoch, one directory per replica. */
+export const journalEpochRoot = (epoch: string): string => `${ROOT}/_berth/journal/${epoch}`;
+
+/** (berth) The directory of all write journals. */
+export const journalsRoot = (): string => `${ROOT}/_berth/journal`;
+
+/** (berth) One batch of a replica's write journal; batches are numbered from 1 without gaps. */
+export const journalBatchPath = (epoch: string, replicaId: string, seq: number): string =>
+  `${journalEpochRoot(epoch)}/${replicaId}/${String(seq).padStart(10, '0')}`;
+
 /** The directory that holds one object per referrer of a subject. */
 export function referrersPath(name: string, subject: Digest): string {
   const { algorithm, hex } = split(subject);

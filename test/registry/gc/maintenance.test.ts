@@ -21,12 +21,12 @@ describe('a replica during a garbage-collection window', () => {
   beforeEach(async () => {
     clock = 0;
     driver = new BaseDriver(new InMemoryDriver());
-    watcher = new MaintenanceWatcher(driver, new SwitchableWriteGuard(false), { replicaId: 'r1', drainTimeoutMs: 300, monotonicNow: () => clock });
+    watcher = new MaintenanceWatcher(driver, new SwitchableWriteGuard(false), { replicaId: 'r1', drainTimeoutMs: 300, fenceAfterMs: Number.POSITIVE_INFINITY, monotonicNow: () => clock });
     app = await buildServer({ storage: new RegistryStorage(driver), metrics: createRegistryMetrics(), writeGuard: watcher, deleteEnabled: true, redirect: false, accessLog: false });
     await app.ready();
   });
   afterEach(async () => {
-    watcher.stop();
+    await watcher.stop();
     await app.close();
   });
 
@@ -71,12 +71,13 @@ describe('a replica during a garbage-collection window', () => {
     const { port } = app.server.address() as { port: number };
     const start = await app.inject({ method: 'POST', url: '/v2/app/blobs/uploads/' });
     // A PATCH whose body never ends: the drain must stop it.
+    let patch: ReturnType<typeof request> | undefined;
     const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, method: 'PATCH', path: start.headers['location'] as string, headers: { 'content-type': 'application/octet-stream', 'transfer-encoding': 'chunked' } }, (res) => {
+      const req = (patch = request({ host: '127.0.0.1', port, method: 'PATCH', path: start.headers['location'] as string, headers: { 'content-type': 'application/octet-stream', 'transfer-encoding': 'chunked' } }, (res) => {
         let body = '';
         res.on('data', (chunk: Buffer) => (body += chunk.toString()));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      });
+      }));
       req.on('error', reject);
       req.write(Buffer.alloc(1000, 1));
     });
@@ -87,6 +88,8 @@ describe('a replica during a garbage-collection window', () => {
     await sleep(100);
     expect(acknowledged).toBe(false);
     const answer = await response;
+    // The client never ends its body: close the connection, or the server waits for it at close.
+    patch?.destroy();
     await polled;
     expect(acknowledged).toBe(true);
     expect(answer.status).toBe(503);

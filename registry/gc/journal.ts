@@ -1,0 +1,164 @@
+/**
+ * A replica's write journal for one collection epoch, and the collector's reader of it.
+ *
+ * While a collection marks, every write that can make a blob or manifest reachable is recorded before it is
+ * made, in batches (group commit: writes that arrive while a batch is being stored wait for the next one),
+ * one object per batch, numbered from 1 without gaps. Blob existence checks are noted without waiting and
+ * go out with the next batch. The collector reads every batch and marks what they name.
+ */
+import type { StorageDriver } from '../driver/driver.js';
+import { PathNotFoundError } from '../driver/errors.js';
+import { parseDigest } from '../storage/digest.js';
+import { baseName, listIfPresent } from '../storage/links.js';
+import { journalBatchPath, journalEpochRoot } from '../storage/paths.js';
+import { readUntil, type VisibilityPolicy } from '../storage/visibility.js';
+import type { JournalEntry, WriteJournal } from '../storage/write-journal.js';
+
+/** What a replica reports of its journal in its heartbeat. */
+export interface JournalState {
+  readonly epoch: string;
+  /** Batches stored so far for the epoch. */
+  readonly batches: number;
+}
+
+type Waiter = { resolve(): void; reject(error: unknown): void };
+
+const encode = (entry: JournalEntry) => `${entry.kind === 'blob' ? 'b' : 'm'} ${entry.digest} ${entry.name}`;
+
+/** The journal one replica writes; records nothing until `begin`. */
+export class ReplicaJournal implements WriteJournal {
+  private epoch: string | undefined;
+  private batches = 0;
+  private pending: { line: string; waiter?: Waiter }[] = [];
+  private readonly observed = new Set<string>();
+  private flushing: Promise<void> | undefined;
+
+  constructor(
+    private readonly driver: StorageDriver,
+    private readonly replicaId: string,
+  ) {}
+
+  /** The epoch being journaled and the batches stored, or undefined when no collection marks. */
+  get state(): JournalState | undefined {
+    return this.epoch === undefined ? undefined : { epoch: this.epoch, batches: this.batches };
+  }
+
+  /** Starts journaling for a collection epoch (a no-op for the epoch already journaled). */
+  begin(epoch: string): void {
+    if (this.epoch === epoch) return;
+    this.epoch = epoch;
+    this.batches = 0;
+    this.pending = [];
+    this.observed.clear();
+  }
+
+  /** Stops journaling; writes waiting for a batch go ahead (nobody needs their record any more). */
+  end(): void {
+    this.epoch = undefined;
+    for (const { waiter } of this.pending) waiter?.resolve();
+    this.pending = [];
+    this.observed.clear();
+  }
+
+  record(entry: JournalEntry, signal?: AbortSignal): Promise<void> {
+    if (this.epoch === undefined) return Promise.resolve();
+    signal?.throwIfAborted();
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ line: encode(entry), waiter: { resolve, reject } });
+      this.schedule();
+    });
+  }
+
+  observe(entry: JournalEntry): void {
+    if (this.epoch === undefined) return;
+    const line = encode(entry);
+    if (this.observed.has(line)) return;
+    this.observed.add(line);
+    this.pending.push({ line });
+  }
+
+  /** Stores everything recorded or observed so far; resolves when it is durable, throws when a batch fails. */
+  async flush(): Promise<void> {
+    for (;;) {
+      if (this.flushing !== undefined) {
+        await this.flushing;
+        continue;
+      }
+      if (this.pending.length === 0 || this.epoch === undefined) return;
+      const failure = await this.storeBatch();
+      if (failure !== undefined) throw failure;
+    }
+  }
+
+  /** Starts storing a batch unless one is being stored; the next one follows when it is done. */
+  private schedule(): void {
+    if (this.flushing !== undefined || this.pending.length === 0 || this.epoch === undefined) return;
+    this.flushing = this.storeBatch().then((failure) => {
+      this.flushing = undefined;
+      // After a failure the next batch waits for the next write (or flush) instead of retrying at once.
+      if (failure === undefined) this.schedule();
+    });
+  }
+
+  /** Stores what is pending as the next batch; returns the error when it could not. */
+  private async storeBatch(): Promise<unknown> {
+    const epoch = this.epoch;
+    if (epoch === undefined) return undefined;
+    const batch = this.pending;
+    this.pending = [];
+    const seq = this.batches + 1;
+    try {
+      await this.driver.putContent(journalBatchPath(epoch, this.replicaId, seq), Buffer.from(batch.map((item) => item.line).join('\n')));
+    } catch (error) {
+      // The writes waiting for this batch fail (they were not made); observations go into the next one.
+      for (const item of batch) {
+        if (item.waiter !== undefined) item.waiter.reject(error);
+        else if (this.epoch === epoch) this.pending.push(item);
+      }
+      return error;
+    }
+    if (this.epoch === epoch) this.batches = seq;
+    for (const { waiter } of batch) waiter?.resolve();
+    return undefined;
+  }
+}
+
+/**
+ * Reads every journal batch of an epoch. `expected` gives, per replica, the batches it reported storing:
+ * those are waited for under `visibility`; batches beyond them (a replica that died before reporting) are
+ * read until the first one missing. Replicas are found from `expected` and from the epoch's directory.
+ */
+export async function readJournals(
+  driver: StorageDriver,
+  epoch: string,
+  expected: ReadonlyMap<string, number>,
+  visibility: VisibilityPolicy,
+): Promise<JournalEntry[]> {
+  const replicas = new Set(expected.keys());
+  for (const dir of await listIfPresent(driver, journalEpochRoot(epoch))) replicas.add(baseName(dir));
+  const entries: JournalEntry[] = [];
+  await Promise.all(
+    [...replicas].map(async (replica) => {
+      const reported = expected.get(replica) ?? 0;
+      for (let seq = 1; ; seq++) {
+        const read = () => driver.getContent(journalBatchPath(epoch, replica, seq)).then((bytes) => bytes, (error: unknown) => {
+          if (error instanceof PathNotFoundError) return undefined;
+          throw error;
+        });
+        const bytes = seq <= reported ? await readUntil(visibility, read, (found) => found !== undefined) : await read();
+        if (bytes === undefined) {
+          if (seq <= reported) throw new Error(`journal batch ${seq} of replica ${replica} is missing`);
+          break;
+        }
+        for (const line of bytes.toString('utf8').split('\n')) entries.push(decode(line));
+      }
+    }),
+  );
+  return entries;
+}
+
+function decode(line: string): JournalEntry {
+  const [kind, digest, ...name] = line.split(' ');
+  if ((kind !== 'b' && kind !== 'm') || digest === undefined || name.length === 0) throw new Error(`malformed journal line: ${line.slice(0, 200)}`);
+  return { kind: kind === 'b' ? 'blob' : 'manifest', digest: parseDigest(digest), name: name.join(' ') };
+}
