@@ -33,7 +33,13 @@ export function toCrdSchema(node: unknown): unknown {
   return result;
 }
 
-function crd(names: Names, description: string, spec: object, status: object, extra: { printerColumns: object[]; subresources: object }): object {
+function crd(
+  names: Names,
+  description: string,
+  spec: object,
+  status: object,
+  extra: { printerColumns: object[]; subresources: object; validations?: object[] },
+): object {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
@@ -61,6 +67,7 @@ function crd(names: Names, description: string, spec: object, status: object, ex
                 spec: toCrdSchema(spec),
                 status: toCrdSchema(status),
               },
+              ...(extra.validations !== undefined ? { 'x-kubernetes-validations': extra.validations } : {}),
             },
           },
         },
@@ -105,9 +112,14 @@ export function garbageCollectionCrd(): object {
         { name: 'Registry', type: 'string', jsonPath: '.spec.registryRef.name', description: 'The Registry collected.' },
         { name: 'Schedule', type: 'string', jsonPath: '.spec.schedule', description: 'When it runs.' },
         { name: 'Suspend', type: 'boolean', jsonPath: '.spec.suspend', description: 'Whether new runs are held.' },
+        { name: 'Active', type: 'string', jsonPath: '.status.active.name', description: 'The Job running now.' },
+        { name: 'Last Result', type: 'string', jsonPath: '.status.lastRun.result', description: 'How the last run ended.' },
         { name: 'Last Success', type: 'date', jsonPath: '.status.lastSuccessfulTime', description: 'The last successful run.' },
         { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
       ],
+      // As for a CronJob: a run's Job is named <name>-<minutes since the epoch> (8 digits until the year
+      // 2160) and its pods carry the Job name in a label, whose values stop at 63 characters.
+      validations: [{ rule: 'self.metadata.name.size() <= 52', message: 'a GarbageCollection name is at most 52 characters (its Jobs add 9)' }],
     },
   );
 }
