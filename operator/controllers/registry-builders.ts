@@ -16,6 +16,7 @@ import type {
   V1PodSpec,
   V1Service,
   V1Volume,
+  V1VolumeMount,
 } from '../kube/types.js';
 import { API_VERSION, type Registry } from '../api/registry.js';
 import { DEFAULT_REGISTRY_IMAGE } from '../api/registry-schema.js';
@@ -26,6 +27,8 @@ export const REGISTRY_PORT = 5000;
 export const DEBUG_PORT = 5001;
 /** Where the config file is mounted. */
 export const CONFIG_PATH = '/etc/berth/config.yml';
+/** Where a filesystem Registry's volume is mounted, and the storage root its config names. */
+export const FILESYSTEM_ROOT = '/var/lib/registry';
 /** The annotation whose change rolls the pods when the configuration changes. */
 export const CONFIG_CHECKSUM_ANNOTATION = 'berth.dev/config-checksum';
 
@@ -68,7 +71,7 @@ export function buildRegistryConfig(registry: Registry): string {
           rootdirectory: storage.s3.rootDirectory ?? '',
         },
       }
-    : { filesystem: { rootdirectory: '/var/lib/registry' } };
+    : { filesystem: { rootdirectory: FILESYSTEM_ROOT } };
   const config = {
     version: '0.1',
     log: { level: 'info', fields: { registry: registry.metadata.name } },
@@ -101,7 +104,8 @@ export function configChecksum(registry: Registry): string {
   return createHash('sha256').update(restartRelevant).digest('hex').slice(0, 32);
 }
 
-function credentialsEnv(registry: Registry): V1EnvVar[] {
+/** The S3 credentials from the Registry's Secret, as the environment variables the registry reads; none for a filesystem. */
+export function credentialsEnv(registry: Registry): V1EnvVar[] {
   const secret = registry.spec.storage.s3?.credentialsSecret;
   if (secret === undefined) return [];
   return [
@@ -126,15 +130,45 @@ export function buildPersistentVolumeClaim(registry: Registry): V1PersistentVolu
   };
 }
 
+/** The security context of every container run from the registry image: no privileges, a read-only root. */
+export const CONTAINER_SECURITY_CONTEXT: NonNullable<V1Container['securityContext']> = {
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  runAsNonRoot: true,
+  capabilities: { drop: ['ALL'] },
+};
+
+/** The security context of every pod run from the registry image: the image's non-root user, the default seccomp profile. */
+export const POD_SECURITY_CONTEXT: NonNullable<V1PodSpec['securityContext']> = {
+  runAsNonRoot: true,
+  runAsUser: 65532,
+  runAsGroup: 65532,
+  fsGroup: 65532,
+  seccompProfile: { type: 'RuntimeDefault' },
+};
+
+/** The volumes of a pod run from the registry image: config.yml, a scratch /tmp and, for a filesystem, the data. */
+export function registryVolumes(registry: Registry): V1Volume[] {
+  const name = childName(registry);
+  return [
+    { name: 'config', configMap: { name } },
+    { name: 'tmp', emptyDir: {} },
+    ...(registry.spec.storage.filesystem ? [{ name: 'data', persistentVolumeClaim: { claimName: name } }] : []),
+  ];
+}
+
+/** Where `registryVolumes` are mounted: config.yml at CONFIG_PATH, the data where the config says. */
+export function registryVolumeMounts(registry: Registry): V1VolumeMount[] {
+  return [
+    { name: 'config', mountPath: '/etc/berth', readOnly: true },
+    { name: 'tmp', mountPath: '/tmp' },
+    ...(registry.spec.storage.filesystem ? [{ name: 'data', mountPath: FILESYSTEM_ROOT }] : []),
+  ];
+}
+
 /** The Deployment running the registry pods; `checksum` is the config checksum to roll on. */
 export function buildDeployment(registry: Registry, checksum: string): V1Deployment {
   const { spec } = registry;
-  const name = childName(registry);
-  const volumes: V1Volume[] = [
-    { name: 'config', configMap: { name } },
-    { name: 'tmp', emptyDir: {} },
-    ...(spec.storage.filesystem ? [{ name: 'data', persistentVolumeClaim: { claimName: name } }] : []),
-  ];
   const container: V1Container = {
     name: 'registry',
     image: spec.image ?? DEFAULT_REGISTRY_IMAGE,
@@ -147,17 +181,8 @@ export function buildDeployment(registry: Registry, checksum: string): V1Deploym
     ...(spec.resources ? { resources: spec.resources as V1Container['resources'] } : {}),
     readinessProbe: { httpGet: { path: '/readyz', port: 'metrics' }, periodSeconds: 5, failureThreshold: 3 },
     livenessProbe: { httpGet: { path: '/healthz', port: 'metrics' }, periodSeconds: 10, failureThreshold: 6 },
-    securityContext: {
-      allowPrivilegeEscalation: false,
-      readOnlyRootFilesystem: true,
-      runAsNonRoot: true,
-      capabilities: { drop: ['ALL'] },
-    },
-    volumeMounts: [
-      { name: 'config', mountPath: '/etc/berth', readOnly: true },
-      { name: 'tmp', mountPath: '/tmp' },
-      ...(spec.storage.filesystem ? [{ name: 'data', mountPath: '/var/lib/registry' }] : []),
-    ],
+    securityContext: CONTAINER_SECURITY_CONTEXT,
+    volumeMounts: registryVolumeMounts(registry),
   };
   const defaultAffinity = {
     podAntiAffinity: {
@@ -179,8 +204,8 @@ export function buildDeployment(registry: Registry, checksum: string): V1Deploym
         metadata: { labels: labels(registry), annotations: { [CONFIG_CHECKSUM_ANNOTATION]: checksum } },
         spec: {
           containers: [container],
-          volumes,
-          securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+          volumes: registryVolumes(registry),
+          securityContext: POD_SECURITY_CONTEXT,
           automountServiceAccountToken: false,
           terminationGracePeriodSeconds: 45,
           affinity: (spec.affinity as V1PodSpec['affinity']) ?? defaultAffinity,

@@ -6,6 +6,7 @@ import type { Registry } from '../api/registry.js';
 import type { KubeClient, KubeObject } from '../kube/client.js';
 import type { V1Deployment } from '../kube/types.js';
 import { mergeConditions, registryConditions, type Condition } from './conditions.js';
+import { recordEvent } from './events.js';
 import {
   buildConfigMap,
   buildDeployment,
@@ -107,22 +108,12 @@ export class RegistryController {
     const available = conditions.find((c) => c.type === 'Available');
     const main = degraded?.status === 'True' ? degraded : available;
     if (main === undefined) return;
-    const now = this.now().toISOString();
-    await this.kube
-      .create({
-        apiVersion: 'v1',
-        kind: 'Event',
-        metadata: { name: `${registry.metadata.name}.${Date.now().toString(36)}`, namespace: registry.metadata.namespace },
-        involvedObject: { apiVersion: 'berth.dev/v1alpha1', kind: 'Registry', name: registry.metadata.name, namespace: registry.metadata.namespace, uid: registry.metadata.uid },
-        reason: main.reason,
-        message: main.message,
-        type: degraded?.status === 'True' ? 'Warning' : 'Normal',
-        source: { component: 'berth-operator' },
-        firstTimestamp: now,
-        lastTimestamp: now,
-        count: 1,
-      })
-      .catch((error: unknown) => this.log.error({ err: error }, 'Failed to record an Event'));
+    await recordEvent(
+      this.kube,
+      this.log,
+      { apiVersion: 'berth.dev/v1alpha1', kind: 'Registry', name: registry.metadata.name, namespace: registry.metadata.namespace, uid: registry.metadata.uid },
+      { type: degraded?.status === 'True' ? 'Warning' : 'Normal', reason: main.reason, message: main.message, now: this.now() },
+    );
   }
 
   private async writeStatus(
