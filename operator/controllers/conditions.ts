@@ -82,3 +82,74 @@ export function registryConditions(
     },
   ];
 }
+
+/** What a GarbageCollection's conditions are computed from. */
+export interface GarbageCollectionState {
+  /** The Registry named by spec.registryRef exists. */
+  readonly registryFound: boolean;
+  readonly registryName: string;
+  /** Why the schedule cannot be read, when it cannot. */
+  readonly invalidSchedule?: string;
+  readonly suspended: boolean;
+  /** A run-once collection whose one run was scheduled. */
+  readonly ranOnce: boolean;
+  /** This collection's Job running now. */
+  readonly active?: string;
+  /** Another collection's Job running now against the same Registry, which a due run waits for. */
+  readonly waitingFor?: { readonly job: string; readonly garbageCollection: string };
+  /** The last finished run failed, with why. */
+  readonly lastRunFailed?: { readonly job: string; readonly message: string };
+  /** A scheduled time that passed its starting deadline without a run. */
+  readonly skipped?: Date;
+  readonly startingDeadlineSeconds?: number;
+  readonly next?: Date;
+}
+
+/**
+ * The conditions of a GarbageCollection. Available: runs can start (the Registry exists, the schedule reads,
+ * not suspended). Progressing: a run is active, or a due run waits for another run on the same Registry.
+ * Degraded: the Registry is missing, the schedule is invalid, the last run failed, or a run was skipped.
+ */
+export function garbageCollectionConditions(state: GarbageCollectionState, generation: number): Omit<Condition, 'lastTransitionTime'>[] {
+  const observedGeneration = generation;
+  const problem = !state.registryFound
+    ? { reason: 'RegistryNotFound', message: `Registry ${state.registryName} named by spec.registryRef does not exist in this namespace.` }
+    : state.invalidSchedule !== undefined
+      ? { reason: 'InvalidSchedule', message: state.invalidSchedule }
+      : undefined;
+  const available =
+    problem !== undefined
+      ? { status: 'False' as const, ...problem }
+      : state.suspended
+        ? { status: 'False' as const, reason: 'Suspended', message: 'spec.suspend is set: no new run starts.' }
+        : state.ranOnce
+          ? { status: 'True' as const, reason: 'RanOnce', message: 'The one run of this collection (it has no schedule) was started.' }
+          : { status: 'True' as const, reason: 'Scheduled', message: state.next !== undefined ? `The next run is due at ${state.next.toISOString()}.` : 'A run is due now.' };
+  const progressing =
+    state.active !== undefined
+      ? { status: 'True' as const, reason: 'JobRunning', message: `Job ${state.active} is collecting garbage.` }
+      : state.waitingFor !== undefined
+        ? {
+            status: 'True' as const,
+            reason: 'WaitingForRegistry',
+            message: `A run is due and waits for Job ${state.waitingFor.job} of GarbageCollection ${state.waitingFor.garbageCollection}: runs against one Registry never overlap.`,
+          }
+        : { status: 'False' as const, reason: 'Idle', message: 'No run is in progress.' };
+  const degraded =
+    problem !== undefined
+      ? { status: 'True' as const, ...problem }
+      : state.lastRunFailed !== undefined
+        ? { status: 'True' as const, reason: 'LastRunFailed', message: `Job ${state.lastRunFailed.job} failed: ${state.lastRunFailed.message}` }
+        : state.skipped !== undefined
+          ? {
+              status: 'True' as const,
+              reason: 'MissedStartingDeadline',
+              message: `The run due at ${state.skipped.toISOString()} could not start within startingDeadlineSeconds (${state.startingDeadlineSeconds ?? 0}) and was skipped.`,
+            }
+          : { status: 'False' as const, reason: 'AsExpected', message: 'No problems found.' };
+  return [
+    { type: 'Available', observedGeneration, ...available },
+    { type: 'Progressing', observedGeneration, ...progressing },
+    { type: 'Degraded', observedGeneration, ...degraded },
+  ];
+}
