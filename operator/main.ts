@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
  * `berth-operator`: the composition root. Campaigns for the leader Lease; while leading, watches Registry
- * objects and the Deployments they own and reconciles them; serves /healthz, /readyz and /metrics; on
- * SIGTERM stops, releases the Lease and exits.
+ * objects and the Deployments they own, and GarbageCollection objects and the Jobs they start, and
+ * reconciles them; serves /healthz, /readyz and /metrics; on SIGTERM stops, releases the Lease and exits.
  *
  * Settings (flags or environment): --kubeconfig / KUBECONFIG, --metrics-addr / BERTH_METRICS_ADDR
  * (default 127.0.0.1:8080), --lease-namespace / POD_NAMESPACE (default berth-system),
@@ -12,6 +12,8 @@ import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import Fastify from 'fastify';
 import pino from 'pino';
+import { GARBAGE_COLLECTION_LABEL, REGISTRY_LABEL } from './controllers/garbage-collection-builders.js';
+import { GarbageCollectionController, RegistryReferences } from './controllers/garbage-collection-controller.js';
 import { RegistryController } from './controllers/registry-controller.js';
 import { KubeClient, type KubeObject } from './kube/client.js';
 import { createOperatorMetrics } from './metrics.js';
@@ -36,6 +38,7 @@ const log = pino({ base: { service: 'berth-operator' } });
 const metrics = createOperatorMetrics();
 const kube = KubeClient.fromKubeconfig(values.kubeconfig ?? process.env['KUBECONFIG'], FIELD_MANAGER);
 const controller = new RegistryController(kube, log);
+const gcController = new GarbageCollectionController(kube, log, metrics.gc);
 const identity = values.identity ?? process.env['POD_NAME'] ?? `${hostname()}-${process.pid}`;
 let ready = false;
 let election: LeaderElection | undefined;
@@ -52,10 +55,18 @@ async function startControllers(): Promise<() => Promise<void>> {
   log.info({ identity }, 'Started leading');
   metrics.leader.set(1);
   const queue = new WorkQueue();
+  const gcQueue = new WorkQueue();
+  const references = new RegistryReferences();
+  const wakeCollectionsOf = (namespace: string | undefined, registry: string | undefined) => {
+    if (namespace !== undefined && registry !== undefined) for (const key of references.keysFor(namespace, registry)) gcQueue.add(key);
+  };
   const registries = await kube.watch(
     'berth.dev/v1alpha1',
     'Registry',
-    (_event, object) => queue.add(keyOf(object)),
+    (_event, object) => {
+      queue.add(keyOf(object));
+      wakeCollectionsOf(object.metadata.namespace, object.metadata.name);
+    },
     (error) => log.error({ err: error }, 'Lost the Registry watch; restarting it'),
     1000,
     watchTimeoutSeconds,
@@ -71,6 +82,33 @@ async function startControllers(): Promise<() => Promise<void>> {
     1000,
     watchTimeoutSeconds,
   );
+  const collections = await kube.watch<KubeObject & { spec?: { registryRef?: { name?: string } } }>(
+    'berth.dev/v1alpha1',
+    'GarbageCollection',
+    (event, object) => {
+      const key = keyOf(object);
+      if (event === 'delete') references.delete(key);
+      else references.set(key, object.metadata.namespace ?? '', object.spec?.registryRef?.name ?? '');
+      gcQueue.add(key);
+    },
+    (error) => log.error({ err: error }, 'Lost the GarbageCollection watch; restarting it'),
+    1000,
+    watchTimeoutSeconds,
+  );
+  // A Job event wakes its own collection and every other collection of the same Registry, which may wait for it.
+  const jobs = await kube.watch<KubeObject & { metadata: { labels?: Record<string, string>; ownerReferences?: { kind: string; name: string }[] } }>(
+    'batch/v1',
+    'Job',
+    (_event, object) => {
+      const owner = object.metadata.ownerReferences?.find((reference) => reference.kind === 'GarbageCollection');
+      if (owner !== undefined) gcQueue.add(`${object.metadata.namespace ?? ''}/${owner.name}`);
+      wakeCollectionsOf(object.metadata.namespace, object.metadata.labels?.[REGISTRY_LABEL]);
+    },
+    (error) => log.error({ err: error }, 'Lost the Job watch; restarting it'),
+    1000,
+    watchTimeoutSeconds,
+    GARBAGE_COLLECTION_LABEL,
+  );
   ready = true;
   const loop = runControllerLoop({
     name: 'registry',
@@ -80,12 +118,23 @@ async function startControllers(): Promise<() => Promise<void>> {
     metrics,
     onError: (key, error) => log.error({ registry: key, err: error }, 'Failed to reconcile Registry'),
   });
+  const gcLoop = runControllerLoop({
+    name: 'garbage-collection',
+    queue: gcQueue,
+    // One worker: checking that no run is active against a Registry and starting the next one must not
+    // interleave between two collections of that Registry.
+    workers: 1,
+    reconcile: (key) => gcController.reconcile(key),
+    metrics,
+    onError: (key, error) => log.error({ garbageCollection: key, err: error }, 'Failed to reconcile GarbageCollection'),
+  });
   return async () => {
     ready = false;
     metrics.leader.set(0);
     queue.shutDown();
-    await Promise.all([registries.stop(), deployments.stop()]);
-    await loop;
+    gcQueue.shutDown();
+    await Promise.all([registries.stop(), deployments.stop(), collections.stop(), jobs.stop()]);
+    await Promise.all([loop, gcLoop]);
   };
 }
 

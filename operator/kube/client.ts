@@ -155,7 +155,8 @@ export class KubeClient {
    * Watches every object of a kind (all namespaces): lists them (an `add` for each), then follows the
    * watch stream from the list's resourceVersion. When the stream ends it resumes from the last version
    * seen; on `410 Gone` (history compacted) or any error (API server restarting) it lists again after
-   * `retryMs`, reporting each object as `update` and each one that vanished as `delete`.
+   * `retryMs`, reporting each object as `update` and each one that vanished as `delete`. With a
+   * `labelSelector`, only the objects it selects.
    */
   async watch<T extends KubeObject>(
     apiVersion: string,
@@ -164,15 +165,17 @@ export class KubeClient {
     onError?: (error: unknown) => void,
     retryMs = 1000,
     timeoutSeconds = 300,
+    labelSelector?: string,
   ): Promise<Watch> {
     const path = resourcePath(resourceType(apiVersion, kind));
+    const selector = labelSelector !== undefined ? `labelSelector=${encodeURIComponent(labelSelector)}` : undefined;
     const known = new Map<string, T>();
     const keyOf = (object: KubeObject) => `${object.metadata.namespace ?? ''}/${object.metadata.name}`;
     let stopped = false;
     let current: { abort(): void } | undefined;
 
     const list = async (): Promise<string> => {
-      const result = await this.request<{ metadata: { resourceVersion: string }; items: T[] }>('GET', path);
+      const result = await this.request<{ metadata: { resourceVersion: string }; items: T[] }>('GET', selector !== undefined ? `${path}?${selector}` : path);
       const seen = new Set<string>();
       for (const item of result.items) {
         const object = { ...item, apiVersion, kind } as T;
@@ -194,7 +197,7 @@ export class KubeClient {
       // Like client-go, ask the server to end each watch after a while (jittered), and resume from there.
       const timeout = Math.max(1, Math.round(timeoutSeconds * (1 + Math.random())));
       const stream = await this.stream(
-        `${path}?watch=1&allowWatchBookmarks=true&timeoutSeconds=${timeout}&resourceVersion=${encodeURIComponent(resourceVersion)}`,
+        `${path}?watch=1&allowWatchBookmarks=true&timeoutSeconds=${timeout}&resourceVersion=${encodeURIComponent(resourceVersion)}${selector !== undefined ? `&${selector}` : ''}`,
       );
       current = stream;
       let version = resourceVersion;

@@ -43,6 +43,6 @@ describe('REST paths of the kinds the operator touches', () => {
   });
 
   it('refuses a kind it does not know', () => {
-    expect(() => resourceType('v1', 'Pod')).toThrow(/does not know/);
+    expect(() => resourceType('v1', 'ReplicationController')).toThrow(/does not know/);
   });
 });
