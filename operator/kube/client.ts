@@ -55,15 +55,17 @@ export class KubeClient {
     const cluster = this.config.getCurrentCluster();
     if (cluster === null) throw new Error('the kubeconfig names no current cluster');
     const url = new URL(path, cluster.server);
+    const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
     const options: RequestOptions = {
       method,
       hostname: url.hostname,
       port: url.port,
       path: `${url.pathname}${url.search}`,
-      headers: { accept: 'application/json', ...(body !== undefined ? { 'content-type': contentType } : {}) },
+      // A length, not chunks: the API server ignores a chunked DELETE body, and with it the propagation policy
+      // (a Job deleted so is orphaned: it keeps an `orphan` finalizer, and its pods stay).
+      headers: { accept: 'application/json', ...(payload !== undefined ? { 'content-type': contentType, 'content-length': Buffer.byteLength(payload) } : {}) },
     };
     await this.config.applyToHTTPSOptions(options);
-    const payload = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
     return new Promise<T>((resolve, reject) => {
       const req = httpsRequest(options, (res) => {
         const chunks: Buffer[] = [];
