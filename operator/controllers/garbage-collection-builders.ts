@@ -196,7 +196,7 @@ export interface ContainerTermination {
   readonly message?: string;
 }
 
-/** The most a failure message keeps, from its end (where the cause is). */
+/** The most a failure message keeps: the Job's reason, then as much of the end of the collector's log as fits. */
 const MESSAGE_LIMIT = 1024;
 
 /** status.lastRun for a finished Job, with the summary from its container's termination message. */
@@ -214,13 +214,16 @@ export function lastRunFor(job: V1Job, termination: ContainerTermination | undef
   };
   if (state === JobState.Failed) {
     const failed = job.status?.conditions?.find((c) => c.type === 'Failed' && c.status === 'True');
-    const parts = [
+    const head = [
       failed !== undefined ? `Job failed (${failed.reason ?? 'Failed'}): ${failed.message ?? ''}`.trim() : 'Job failed.',
       termination !== undefined ? `The collector exited with code ${termination.exitCode}${termination.reason ? ` (${termination.reason})` : ''}.` : undefined,
-      summary === undefined && termination?.message?.trim() ? termination.message.trim() : undefined,
-    ];
-    const message = parts.filter((p) => p !== undefined && p !== '').join(' ');
-    run['message'] = message.length > MESSAGE_LIMIT ? `…${message.slice(-MESSAGE_LIMIT)}` : message;
+    ]
+      .filter((p) => p !== undefined)
+      .join(' ');
+    // The end of the collector's log, when it left no summary: what went wrong is at its end.
+    const log = summary === undefined ? (termination?.message?.trim() ?? '') : '';
+    const room = Math.max(0, MESSAGE_LIMIT - head.length - 1);
+    run['message'] = log === '' ? head : `${head} ${log.length > room ? `…${log.slice(-(room - 1))}` : log}`;
   }
   return run as LastRun;
 }
