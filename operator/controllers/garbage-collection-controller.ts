@@ -100,7 +100,7 @@ export class GarbageCollectionController {
     const newest = [...finished].sort((a, b) => time(scheduledTimeOf(b)) - time(scheduledTimeOf(a)))[0];
     if (newest !== undefined && isNewer(newest, lastRun)) {
       lastRun = lastRunFor(newest, await this.termination(namespace, newest));
-      this.recordRun(gc, lastRun);
+      await this.recordRun(gc, lastRun);
     }
     const lastSuccessfulTime = latest([
       gc.status?.lastSuccessfulTime,
@@ -217,7 +217,7 @@ export class GarbageCollectionController {
   }
 
   /** Counts a newly finished run and says so in an Event. */
-  private recordRun(gc: GarbageCollection, run: LastRun): void {
+  private async recordRun(gc: GarbageCollection, run: LastRun): Promise<void> {
     const { namespace, name } = gc.metadata;
     this.metrics.runsTotal.inc({ namespace, name, result: run.result ?? 'Failed' });
     const key = `${namespace}/${name}`;
@@ -225,10 +225,10 @@ export class GarbageCollectionController {
       const what = `${run.dryRun === true ? 'would delete' : 'deleted'} ${run.manifestsDeleted ?? 0} manifests and ${run.blobsDeleted ?? 0} blobs (${run.bytesFreed ?? 0} bytes)`;
       const window = run.readOnlyWindowSeconds !== undefined ? `, read-only for ${run.readOnlyWindowSeconds.toFixed(3)} s` : '';
       this.log.info({ garbageCollection: key, job: run.job, ...run }, 'Finished a garbage-collection run');
-      void this.event(gc, 'Normal', 'RunSucceeded', `Job ${run.job ?? ''} ${what}${window}.`);
+      await this.event(gc, 'Normal', 'RunSucceeded', `Job ${run.job ?? ''} ${what}${window}.`);
     } else {
       this.log.error({ garbageCollection: key, job: run.job, message: run.message }, 'Failed a garbage-collection run');
-      void this.event(gc, 'Warning', 'RunFailed', run.message ?? `Job ${run.job ?? ''} failed.`);
+      await this.event(gc, 'Warning', 'RunFailed', run.message ?? `Job ${run.job ?? ''} failed.`);
     }
   }
 

@@ -13,6 +13,7 @@ import {
   lastRunFor,
   parseRunSummary,
 } from '../../../operator/controllers/garbage-collection-builders.js';
+import { RegistryReferences } from '../../../operator/controllers/garbage-collection-controller.js';
 import { buildDeployment, configChecksum } from '../../../operator/controllers/registry-builders.js';
 import type { V1Job } from '../../../operator/kube/types.js';
 
@@ -197,5 +198,20 @@ describe('GarbageCollection conditions', () => {
     expect(conditions.every((c) => c.observedGeneration === 4)).toBe(true);
     const missing = garbageCollectionConditions({ ...base, registryFound: false }, 1);
     expect(missing.find((c) => c.type === 'Degraded')?.message).toContain('Registry team');
+  });
+});
+
+describe('which GarbageCollections collect a Registry', () => {
+  it('follow the GarbageCollection watch: set, moved to another Registry, deleted; by namespace', () => {
+    const references = new RegistryReferences();
+    references.set('apps/nightly', 'apps', 'team');
+    references.set('apps/weekly', 'apps', 'team');
+    references.set('other/nightly', 'other', 'team');
+    expect(references.keysFor('apps', 'team')).toEqual(['apps/nightly', 'apps/weekly']);
+    references.set('apps/weekly', 'apps', 'archive');
+    references.delete('apps/nightly');
+    expect(references.keysFor('apps', 'team')).toEqual([]);
+    expect(references.keysFor('apps', 'archive')).toEqual(['apps/weekly']);
+    expect(references.keysFor('other', 'team')).toEqual(['other/nightly']);
   });
 });
