@@ -201,7 +201,7 @@ async function listDigests(driver: StorageDriver, root: string): Promise<Digest[
 export async function findCandidates(driver: StorageDriver, marker: Marker, cutoff: Date, concurrency = 16): Promise<Candidates> {
   const io = pLimit(concurrency);
   const blobs = new Map<Digest, number>();
-  const unmarked = (await listBlobs(driver)).filter((digest) => !marker.blobs.has(digest));
+  const unmarked = (await listBlobs(driver, concurrency)).filter((digest) => !marker.blobs.has(digest));
   await Promise.all(
     unmarked.map((digest) =>
       io(async () => {
@@ -325,17 +325,18 @@ async function purgeUploads(driver: StorageDriver, names: string[], cutoff: numb
   return purged;
 }
 
-/** Every blob digest with data in the store. */
-async function listBlobs(driver: StorageDriver): Promise<Digest[]> {
+/** Every blob digest with data in the store; the prefix directories are listed in parallel. */
+async function listBlobs(driver: StorageDriver, concurrency = 16): Promise<Digest[]> {
+  const io = pLimit(concurrency);
   const digests: Digest[] = [];
   for (const algorithmDir of await listIfPresent(driver, blobsRoot())) {
-    for (const prefixDir of await listIfPresent(driver, algorithmDir)) {
-      for (const hexDir of await listIfPresent(driver, prefixDir)) {
-        try {
-          digests.push(parseDigest(`${baseName(algorithmDir)}:${baseName(hexDir)}`));
-        } catch {
-          // a stray entry
-        }
+    const prefixes = await listIfPresent(driver, algorithmDir);
+    const listed = await Promise.all(prefixes.map((prefixDir) => io(() => listIfPresent(driver, prefixDir))));
+    for (const hexDir of listed.flat()) {
+      try {
+        digests.push(parseDigest(`${baseName(algorithmDir)}:${baseName(hexDir)}`));
+      } catch {
+        // a stray entry
       }
     }
   }
