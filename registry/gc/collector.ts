@@ -139,14 +139,18 @@ async function readLock(driver: StorageDriver): Promise<LockRecord | undefined> 
   }
 }
 
-/** Reads every replica's heartbeat. */
+/**
+ * Reads every replica's heartbeat. One that cannot be parsed counts as a live replica that has acknowledged
+ * nothing: waiting for it is safe, passing it over is not.
+ */
 export async function readHeartbeats(driver: StorageDriver): Promise<Heartbeat[]> {
   const beats = await Promise.all(
-    (await listIfPresent(driver, replicasRoot())).map(async (path) => {
+    (await listIfPresent(driver, replicasRoot())).map(async (path): Promise<Heartbeat | undefined> => {
       try {
         return JSON.parse((await driver.getContent(path)).toString('utf8')) as Heartbeat;
       } catch (error) {
-        if (error instanceof PathNotFoundError || error instanceof SyntaxError) return undefined;
+        if (error instanceof PathNotFoundError) return undefined;
+        if (error instanceof SyntaxError) return { id: `${baseName(path)} (unreadable heartbeat)`, at: Date.now(), since: 0 };
         throw error;
       }
     }),
@@ -174,7 +178,9 @@ export async function runCollection(driver: StorageDriver, options: CollectOptio
       const waiting = live.filter((beat) => !ok(beat));
       if (waiting.length === 0) {
         if (confirmed) return live;
+        // Look once more, a moment later: a replica that started meanwhile must be waited for too.
         confirmed = true;
+        await sleep(options.pollMs ?? 100);
         continue;
       }
       confirmed = false;
