@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBerth } from '../../support/berth-process.js';
 import { distributionConfig, startDistribution } from '../../tools/distribution.js';
 import { runChecked } from '../../tools/processes.js';
 import { toolPath } from '../../tools/tools.js';
@@ -131,5 +132,58 @@ describe('garbage collection against CNCF Distribution 2.8 as an oracle, on a st
       expect(distribution).toContain(child);
     }
     expect(onlyBerth.length).toBe(indexChildren.length * 2);
+  }, 120_000);
+});
+
+describe('garbage collection against Distribution on a store Berth wrote, with an untagged referrer', () => {
+  it("keeps an untagged signature whose subject is tagged, which Distribution's --delete-untagged deletes", async () => {
+    const work = await mkdtemp(join(tmpdir(), 'berth-gc-referrer-'));
+    try {
+      const store = join(work, 'store');
+      const berth = await startBerth({ rootDir: store, workDir: join(work, 'berth') });
+      const empty = Buffer.from('{}');
+      let signatureBlob: Buffer;
+      let signature: Buffer;
+      try {
+        const image = await pushImage(berth.url, 'signed/app', 'v1', [randomBytes(2000)]);
+        signatureBlob = randomBytes(300);
+        for (const blob of [empty, signatureBlob]) await pushBlob(berth.url, 'signed/app', blob);
+        signature = Buffer.from(
+          JSON.stringify({
+            schemaVersion: 2,
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            artifactType: 'application/vnd.example.signature',
+            config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha256(empty), size: 2 },
+            layers: [{ mediaType: 'application/octet-stream', digest: sha256(signatureBlob), size: signatureBlob.length }],
+            subject: { mediaType: DOCKER_MANIFEST, digest: sha256(image), size: image.length },
+          }),
+        );
+        await pushManifest(berth.url, 'signed/app', sha256(signature), signature, 'application/vnd.oci.image.manifest.v1+json');
+      } finally {
+        await berth.stop();
+      }
+      const copies = { distribution: join(work, 'distribution'), berth: join(work, 'berth-gc') };
+      await cp(store, copies.distribution, { recursive: true });
+      await cp(store, copies.berth, { recursive: true });
+      const config = join(work, 'distribution.yml');
+      await writeFile(config, distributionConfig(copies.distribution, 5999, true));
+      await runChecked(toolPath('docker-registry'), ['garbage-collect', '--delete-untagged', config], { timeoutMs: 120_000 });
+      await runChecked(process.execPath, ['--import', 'tsx', join(ROOT, 'registry/cli.ts'), 'gc', '--grace-period', '0s', '--delete-untagged'], {
+        cwd: ROOT,
+        env: { ...process.env, REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: copies.berth },
+        timeoutMs: 120_000,
+      });
+      const [afterDistribution, afterBerth] = [await blobsIn(copies.distribution), await blobsIn(copies.berth)];
+      // The signature's manifest, its empty config and its payload: Distribution deletes all three.
+      const signed = [sha256(signature), sha256(empty), sha256(signatureBlob)];
+      for (const digest of signed) {
+        expect(afterDistribution).not.toContain(digest);
+        expect(afterBerth).toContain(digest);
+      }
+      // Apart from the signature, both keep the same (nothing else is garbage here).
+      expect(afterBerth.filter((digest) => !afterDistribution.includes(digest)).sort()).toEqual(signed.sort());
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
   }, 120_000);
 });
