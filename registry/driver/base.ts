@@ -72,6 +72,12 @@ export class BaseDriver implements StorageDriver {
     return this.run('redirect_url', [path], () => this.inner.redirectURL(method, path));
   }
 
+  purgeOrphans(before: Date, dryRun: boolean): Promise<string[]> {
+    const inner = this.inner;
+    if (inner.purgeOrphans === undefined) return Promise.resolve([]);
+    return this.run('purge_orphans', [], () => inner.purgeOrphans?.(before, dryRun) ?? Promise.resolve([]));
+  }
+
   walk(path: string, visit: (info: FileInfo) => Promise<WalkDecision> | WalkDecision, signal?: AbortSignal): Promise<void> {
     return this.run('walk', [path], () => this.inner.walk(path, visit, signal));
   }

@@ -83,6 +83,13 @@ export interface StorageDriver {
    * visitor for each. Throws PathNotFoundError if `path` has nothing below it.
    */
   walk(path: string, visit: (info: FileInfo) => Promise<WalkDecision> | WalkDecision, signal?: AbortSignal): Promise<void>;
+
+  /**
+   * Removes what interrupted writes left behind and no path names (a filesystem's temporary files, an object
+   * store's incomplete multipart uploads), when started before `before`; returns a description of each. Optional:
+   * a driver whose writes leave nothing behind has none.
+   */
+  purgeOrphans?(before: Date, dryRun: boolean): Promise<string[]>;
 }
 
 /** The shape every storage path must have: absolute, slash-separated, no empty, `.` or `..` components. */

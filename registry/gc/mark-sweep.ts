@@ -294,11 +294,17 @@ export function reportSweep(options: Pick<CollectOptions, 'dryRun' | 'progress'>
   );
 }
 
-/** Purges uploads older than `uploadMaxAgeMs` before `startedAt`, when purging is configured. */
+/**
+ * Purges uploads older than `uploadMaxAgeMs` before `startedAt`, when purging is configured, and what
+ * interrupted writes left in the driver (temporary files, incomplete multipart uploads) older than that too.
+ */
 export async function purgeOldUploads(driver: StorageDriver, options: CollectOptions, startedAt: Date): Promise<string[]> {
   if (options.uploadMaxAgeMs === undefined) return [];
+  const cutoff = startedAt.getTime() - options.uploadMaxAgeMs;
   const { names } = await listRepositories(driver, { limit: Number.MAX_SAFE_INTEGER });
-  return purgeUploads(driver, names, startedAt.getTime() - options.uploadMaxAgeMs, options.dryRun);
+  const uploads = await purgeUploads(driver, names, cutoff, options.dryRun);
+  const orphans = (await driver.purgeOrphans?.(new Date(cutoff), options.dryRun)) ?? [];
+  return [...uploads, ...orphans];
 }
 
 /** Deletes uploads whose `startedat` is before `cutoff` (or unreadable and old); returns `name/id` of each. */

@@ -14,7 +14,7 @@ import {
   stat as statCallback,
   type BigIntStats,
 } from 'node:fs';
-import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -230,5 +230,23 @@ export class FilesystemDriver implements StorageDriver {
 
   walk(path: string, visit: (info: FileInfo) => Promise<WalkDecision> | WalkDecision, signal?: AbortSignal): Promise<void> {
     return walkByListing(this, path, visit, signal);
+  }
+
+  /** Removes temporary files (`*.tmp`) that writes interrupted by a crash left, last modified before `before`. */
+  async purgeOrphans(before: Date, dryRun: boolean): Promise<string[]> {
+    const purged: string[] = [];
+    const entries = await readdir(this.options.rootDirectory, { recursive: true, withFileTypes: true }).catch((error: unknown) => {
+      if (isMissing(error)) return [];
+      throw error;
+    });
+    for (const entry of entries) {
+      if (!entry.isFile() || !entry.name.endsWith('.tmp')) continue;
+      const full = join(entry.parentPath, entry.name);
+      const info = await lstat(full).catch(() => undefined);
+      if (info === undefined || info.mtime >= before) continue;
+      purged.push(`${full.slice(this.options.rootDirectory.length)} (${info.size} bytes)`);
+      if (!dryRun) await rm(full, { force: true });
+    }
+    return purged;
   }
 }

@@ -19,6 +19,7 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -402,6 +403,31 @@ export class S3Driver implements StorageDriver {
 
   walk(path: string, visit: (info: FileInfo) => Promise<WalkDecision> | WalkDecision, signal?: AbortSignal): Promise<void> {
     return walkByListing(this, path, visit, signal);
+  }
+
+  /**
+   * Aborts multipart uploads under the root directory that were started before `before` and never completed.
+   * The bucket's uploads are listed without a prefix and filtered here: MinIO lists by exact key only.
+   * (On AWS, a lifecycle rule with AbortIncompleteMultipartUpload does the same without a registry.)
+   */
+  async purgeOrphans(before: Date, dryRun: boolean): Promise<string[]> {
+    const purged: string[] = [];
+    const prefix = this.prefix('/');
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    for (;;) {
+      const page = await this.client.send(
+        new ListMultipartUploadsCommand({ Bucket: this.bucket, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+      );
+      for (const upload of page.Uploads ?? []) {
+        if (upload.Key?.startsWith(prefix) !== true || upload.UploadId === undefined || upload.Initiated === undefined || upload.Initiated >= before) continue;
+        purged.push(`multipart upload of ${upload.Key} started ${upload.Initiated.toISOString()}`);
+        if (!dryRun) await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: upload.Key, UploadId: upload.UploadId }));
+      }
+      if (page.IsTruncated !== true) return purged;
+      keyMarker = page.NextKeyMarker;
+      uploadIdMarker = page.NextUploadIdMarker;
+    }
   }
 
   /** Releases the client's sockets. */

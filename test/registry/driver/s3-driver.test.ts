@@ -16,13 +16,13 @@ afterAll(async () => {
 });
 
 /** A driver on a fresh root directory of the shared bucket, so every test starts empty. */
-function createDriver(options: { chunkSize?: number } = {}): S3Driver {
+function createDriver(options: { chunkSize?: number; rootDirectory?: string } = {}): S3Driver {
   return new S3Driver({
     bucket: BUCKET,
     region: minio.region,
     endpoint: minio.endpoint,
     forcePathStyle: true,
-    rootDirectory: `/suite-${randomUUID()}`,
+    rootDirectory: options.rootDirectory ?? `/suite-${randomUUID()}`,
     credentials: { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey },
     ...(options.chunkSize !== undefined ? { chunkSize: options.chunkSize } : {}),
   });
@@ -43,6 +43,29 @@ describe('s3 storage driver specifics', () => {
     expect(content.equals(Buffer.concat(pieces))).toBe(true);
     driver.destroy();
   }, 120_000);
+
+  it('aborts multipart uploads left incomplete before a cutoff, and only those under its root', async () => {
+    const { CreateMultipartUploadCommand, ListMultipartUploadsCommand, S3Client } = await import('@aws-sdk/client-s3');
+    const [root, otherRoot] = [`suite-${randomUUID()}`, `suite-${randomUUID()}`];
+    const driver = createDriver({ rootDirectory: `/${root}` });
+    const client = new S3Client({ region: minio.region, endpoint: minio.endpoint, forcePathStyle: true, credentials: { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey } });
+    const mine = `${root}/docker/registry/v2/blobs/sha256/ab/abandoned/data`;
+    const theirs = `${otherRoot}/docker/registry/v2/blobs/sha256/cd/running/data`;
+    for (const Key of [mine, theirs]) await client.send(new CreateMultipartUploadCommand({ Bucket: BUCKET, Key }));
+    const pending = async () => ((await client.send(new ListMultipartUploadsCommand({ Bucket: BUCKET }))).Uploads ?? []).map((upload) => upload.Key);
+    // Nothing started before an hour ago: nothing to purge.
+    expect(await driver.purgeOrphans(new Date(Date.now() - 3_600_000), false)).toEqual([]);
+    // A dry run only reports.
+    expect(await driver.purgeOrphans(new Date(Date.now() + 60_000), true)).toHaveLength(1);
+    expect(await pending()).toContain(mine);
+    const purged = await driver.purgeOrphans(new Date(Date.now() + 60_000), false);
+    expect(purged).toHaveLength(1);
+    expect(purged[0]).toContain('abandoned');
+    expect(await pending()).not.toContain(mine);
+    expect(await pending()).toContain(theirs);
+    client.destroy();
+    driver.destroy();
+  });
 
   it('offers presigned URLs that fetch the object directly from the store', async () => {
     const driver = createDriver();

@@ -1,3 +1,5 @@
+import { mkdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { collect } from '../../../registry/gc/mark-sweep.js';
 import { blobDataPath, uploadStartedAtPath } from '../../../registry/storage/paths.js';
@@ -88,5 +90,28 @@ describe.each(TEST_DRIVERS)('garbage collection on the %s driver', (kind) => {
     expect(result.uploadsPurged).toEqual([`up/${oldId}`]);
     expect((await registry.app.inject({ method: 'GET', url: old.headers['location'] as string })).statusCode).toBe(404);
     expect((await registry.app.inject({ method: 'GET', url: recent.headers['location'] as string })).statusCode).toBe(204);
+  });
+});
+
+describe('garbage collection of what interrupted writes left on the filesystem', () => {
+  it('removes temporary files older than the upload purging age and leaves younger ones', async () => {
+    const registry = await createTestRegistry('filesystem');
+    try {
+      const root = registry.root as string;
+      const dir = join(root, 'docker/registry/v2/blobs/sha256/ab');
+      await mkdir(dir, { recursive: true });
+      const old = join(dir, 'abandoned.0b1c.tmp');
+      const young = join(dir, 'writing.9f8e.tmp');
+      await writeFile(old, Buffer.alloc(700));
+      await writeFile(young, Buffer.alloc(300));
+      const twoDaysAgo = new Date(Date.now() - 2 * 86_400_000);
+      await utimes(old, twoDaysAgo, twoDaysAgo);
+      const result = await collect(registry.driver, { gracePeriodMs: 0, deleteUntagged: false, dryRun: false, uploadMaxAgeMs: 86_400_000 });
+      expect(result.uploadsPurged).toEqual(['/docker/registry/v2/blobs/sha256/ab/abandoned.0b1c.tmp (700 bytes)']);
+      await expect(stat(old)).rejects.toThrow();
+      expect((await stat(young)).size).toBe(300);
+    } finally {
+      await registry.close();
+    }
   });
 });
