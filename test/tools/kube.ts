@@ -30,6 +30,8 @@ const TOKEN_EXPIRATION_SECONDS = 24 * 60 * 60;
 export interface KubeOptions {
   /** etcd's data directory (created if missing, kept by stop()); when absent, a temporary one that stop() removes. */
   dataDir?: string;
+  /** More kube-apiserver flags, such as `--watch-cache=false`. */
+  apiServerArgs?: readonly string[];
 }
 
 /** A ServiceAccount by namespace and name. */
@@ -365,6 +367,7 @@ export async function startKubeApiServer(opts: KubeOptions = {}): Promise<Runnin
         `--service-account-signing-key-file=${pki.serviceAccountKey}`,
         `--client-ca-file=${pki.caCert}`,
         '--allow-privileged=true',
+        ...(opts.apiServerArgs ?? []),
       ];
       return new ServerProcess(`kube-apiserver on ${server}`, apiServerBinary, args, apiServerLog, apiServerLogFile, async () => await apiServerReady(client), 120_000);
     });
