@@ -116,6 +116,7 @@ const schema = z.object({
       addr: address.default(':5000'),
       host: z.url().optional(),
       prefix: z.string().default('/'),
+      secret: z.string().min(16, 'must be at least 16 characters').optional(),
       draintimeout: duration.default(60_000),
       debug: z
         .object({

@@ -105,6 +105,7 @@ export async function startRegistry(
     redirect: !config.storage.redirect.disable,
     logger,
     accessLog: !config.log.accesslog.disabled,
+    ...(config.http.secret !== undefined ? { uploadStateSecret: Buffer.from(config.http.secret) } : {}),
   });
   const address = parseAddress(config.http.addr);
   if (address === undefined) throw new Error(`http.addr ${config.http.addr} is not an address`);
@@ -127,6 +128,9 @@ export async function startRegistry(
   }
   const url = `http://${hostForUrl(address.host)}:${port}`;
   logger.info({ url, debugUrl, driver: driver.name, readOnly: writeGuard.isReadOnly }, 'Started registry');
+  if (config.http.secret === undefined) {
+    logger.warn('No http.secret configured: using a random one; replicas behind one load balancer must share a secret (REGISTRY_HTTP_SECRET)');
+  }
 
   // Read-only mode switches at run time: the config file (a mounted ConfigMap in Kubernetes) is read
   // again now and then, and only storage.maintenance.readonly.enabled is taken from it.

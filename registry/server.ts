@@ -4,6 +4,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { WriteGuard } from './api/context.js';
 import { ociApi } from './api/oci-api.js';
+import { PROCESS_SECRET } from './api/upload-state.js';
 import type { StorageDriver } from './driver/driver.js';
 import { PathNotFoundError } from './driver/errors.js';
 import type { RegistryMetrics } from './metrics.js';
@@ -24,6 +25,8 @@ export interface ServerDependencies {
   /** Log one line per request (Distribution's access log). */
   readonly accessLog?: boolean;
   readonly manifestSizeLimit?: number;
+  /** `http.secret`: signs upload state; replicas behind one load balancer must share it (default: this process's own). */
+  readonly uploadStateSecret?: Uint8Array;
 }
 
 function statusClass(status: number): string {
@@ -66,6 +69,7 @@ export async function buildServer(deps: ServerDependencies): Promise<FastifyInst
     redirect: deps.redirect,
     writeGuard: deps.writeGuard,
     manifestSizeLimit: deps.manifestSizeLimit ?? MANIFEST_SIZE_LIMIT,
+    uploadStateSecret: deps.uploadStateSecret ?? PROCESS_SECRET,
     onBytesReceived: (route, bytes) => metrics.bytesReceived.inc({ route }, bytes),
     onUploadActive: (delta) => metrics.uploadsInProgress.inc(delta),
   });

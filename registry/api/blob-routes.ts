@@ -6,20 +6,20 @@ import { BlobUploadInvalidError, DigestInvalidError, UnsupportedError } from '..
 import { assertRepositoryName } from '../storage/reference.js';
 import { contentLength, hasBody, header, type RequestContext } from './context.js';
 import { parseContentRange, parseRange } from './http-ranges.js';
+import { decodeUploadState, encodeUploadState } from './upload-state.js';
 
 /**
- * The URL of an upload, carrying in `_state` the size the registry last reported. Clients echo the URL, so
- * any replica can tell an upload whose last bytes it cannot see yet (eventual consistency) from a short one.
+ * The URL of an upload, carrying in `_state` the size the registry last reported, signed. Clients echo the
+ * URL, so any replica can tell an upload whose last bytes it cannot see yet (eventual consistency) from a
+ * short one.
  */
-function uploadLocation(name: string, id: string, size: number): string {
-  return `/v2/${name}/blobs/uploads/${id}?_state=${size}`;
+function uploadLocation(ctx: RequestContext, id: string, size: number): string {
+  return `/v2/${ctx.name}/blobs/uploads/${id}?_state=${encodeUploadState(ctx.api.uploadStateSecret, ctx.name, id, size)}`;
 }
 
-/** The size recorded in the upload URL's `_state`, if the client sent a well-formed one. */
+/** The size recorded in the upload URL's `_state`, if the client sent one this deployment signed. */
 function expectedSize(ctx: RequestContext): number | undefined {
-  const state = ctx.query.get('_state');
-  if (state === null || !/^\d{1,15}$/.test(state)) return undefined;
-  return Number(state);
+  return decodeUploadState(ctx.api.uploadStateSecret, ctx.name, ctx.reference, ctx.query.get('_state'));
 }
 
 function blobLocation(name: string, digest: string): string {
@@ -122,7 +122,7 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
   const upload = await storage.uploads.start(ctx.name, ctx.signal);
   ctx.reply
     .code(202)
-    .header('location', uploadLocation(ctx.name, upload.id, 0))
+    .header('location', uploadLocation(ctx, upload.id, 0))
     .header('docker-upload-uuid', upload.id)
     .header('range', '0-0')
     .header('content-length', '0')
@@ -139,7 +139,7 @@ export async function uploadStatus(ctx: RequestContext): Promise<void> {
   const status = await ctx.api.storage.uploads.status(ctx.name, ctx.reference, ctx.signal, expectedSize(ctx));
   ctx.reply
     .code(204)
-    .header('location', uploadLocation(ctx.name, status.id, status.size))
+    .header('location', uploadLocation(ctx, status.id, status.size))
     .header('docker-upload-uuid', status.id)
     .header('range', rangeHeader(status.size))
     .send();
@@ -160,7 +160,7 @@ export async function patchUpload(ctx: RequestContext): Promise<void> {
   ctx.api.onBytesReceived?.('blob_upload', status.received);
   ctx.reply
     .code(202)
-    .header('location', uploadLocation(ctx.name, status.id, status.size))
+    .header('location', uploadLocation(ctx, status.id, status.size))
     .header('docker-upload-uuid', status.id)
     .header('range', rangeHeader(status.size))
     .header('content-length', '0')

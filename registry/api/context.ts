@@ -20,6 +20,8 @@ export interface ApiOptions {
   /** Blob GETs may redirect to a URL the driver offers (`storage.redirect.disable: false`). */
   readonly redirect: boolean;
   readonly writeGuard: WriteGuard;
+  /** Signs the upload state in upload URLs; every replica of a deployment must hold the same one. */
+  readonly uploadStateSecret: Uint8Array;
   /** The largest manifest accepted, in bytes; larger ones get 413. */
   readonly manifestSizeLimit: number;
   /** Counts bytes received by blob uploads, as they are stored. */

@@ -76,6 +76,8 @@ export async function writeBerthConfig(
       `    enabled: ${String(options.deleteEnabled ?? true)}`,
       'http:',
       `  addr: 127.0.0.1:${options.port}`,
+      // Every test replica shares it, as replicas behind one load balancer must.
+      '  secret: berth-test-upload-state-secret',
       '  draintimeout: 20s',
       '  debug:',
       `    addr: 127.0.0.1:${options.debugPort}`,

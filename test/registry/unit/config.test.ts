@@ -131,6 +131,7 @@ describe('S3 storage configuration', () => {
     ['a missing bucket', { REGISTRY_STORAGE_S3_REGION: 'x' }, 'storage.s3.bucket'],
     ['a part size below 5 MiB', { REGISTRY_STORAGE_S3_BUCKET: 'b', REGISTRY_STORAGE_S3_REGION: 'x', REGISTRY_STORAGE_S3_CHUNKSIZE: '1024' }, 'storage.s3.chunksize'],
     ['an access key without a secret key', { REGISTRY_STORAGE_S3_BUCKET: 'b', REGISTRY_STORAGE_S3_REGION: 'x', REGISTRY_STORAGE_S3_ACCESSKEY: 'k' }, 'storage.s3'],
+    ['a short HTTP secret', { REGISTRY_STORAGE_S3_BUCKET: 'b', REGISTRY_STORAGE_S3_REGION: 'x', REGISTRY_HTTP_SECRET: 'short' }, 'http.secret'],
   ])('names the field for %s', async (_label, env, field) => {
     const error = await loadConfig(undefined, { REGISTRY_STORAGE: 's3', ...env }).catch((e: unknown) => e);
     expect((error as Error).message).toContain(`${field}:`);
