@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
 import type {
   V1ConfigMap,
+  V1Secret,
   V1Container,
   V1Deployment,
   V1EnvVar,
@@ -95,13 +96,24 @@ export function buildConfigMap(registry: Registry): V1ConfigMap {
   return { apiVersion: 'v1', kind: 'ConfigMap', metadata: metadata(registry), data: { 'config.yml': buildRegistryConfig(registry) } };
 }
 
+/** The key of the Registry's own Secret that holds the HTTP secret every replica signs upload state with. */
+export const HTTP_SECRET_KEY = 'httpSecret';
+
 /**
- * A checksum of the configuration the pods need a restart for, so that a change rolls them. `readOnly` is
- * left out: the registry re-reads its mounted config and switches read-only mode without a restart.
+ * The Registry's own Secret: the HTTP secret (`http.secret`) all its replicas must share so that each trusts
+ * the upload state another one put in an upload URL. `value` is the one already stored, or a new random one.
  */
-export function configChecksum(registry: Registry): string {
+export function buildHttpSecret(registry: Registry, value: string): V1Secret {
+  return { apiVersion: 'v1', kind: 'Secret', metadata: metadata(registry), type: 'Opaque', data: { [HTTP_SECRET_KEY]: Buffer.from(value).toString('base64') } };
+}
+
+/**
+ * A checksum of the configuration (and HTTP secret) the pods need a restart for, so that a change rolls them.
+ * `readOnly` is left out: the registry re-reads its mounted config and switches read-only mode without a restart.
+ */
+export function configChecksum(registry: Registry, httpSecret = ''): string {
   const restartRelevant = buildRegistryConfig({ ...registry, spec: { ...registry.spec, readOnly: false } });
-  return createHash('sha256').update(restartRelevant).digest('hex').slice(0, 32);
+  return createHash('sha256').update(restartRelevant).update(httpSecret).digest('hex').slice(0, 32);
 }
 
 /** The S3 credentials from the Registry's Secret, as the environment variables the registry reads; none for a filesystem. */
@@ -177,7 +189,7 @@ export function buildDeployment(registry: Registry, checksum: string): V1Deploym
       { name: 'registry', containerPort: REGISTRY_PORT, protocol: 'TCP' },
       { name: 'metrics', containerPort: DEBUG_PORT, protocol: 'TCP' },
     ],
-    env: credentialsEnv(registry),
+    env: [...credentialsEnv(registry), { name: 'REGISTRY_HTTP_SECRET', valueFrom: { secretKeyRef: { name: childName(registry), key: HTTP_SECRET_KEY } } }],
     ...(spec.resources ? { resources: spec.resources as V1Container['resources'] } : {}),
     readinessProbe: { httpGet: { path: '/readyz', port: 'metrics' }, periodSeconds: 5, failureThreshold: 3 },
     livenessProbe: { httpGet: { path: '/healthz', port: 'metrics' }, periodSeconds: 10, failureThreshold: 6 },

@@ -2,13 +2,15 @@
  * The Registry controller: reconciles one Registry into its children and its status. Level-triggered and
  * idempotent; every step can run again with the same result.
  */
+import { randomBytes } from 'node:crypto';
 import type { Registry } from '../api/registry.js';
 import type { KubeClient, KubeObject } from '../kube/client.js';
-import type { V1Deployment } from '../kube/types.js';
+import type { V1Deployment, V1Secret } from '../kube/types.js';
 import { mergeConditions, registryConditions, type Condition } from './conditions.js';
 import { recordEvent } from './events.js';
 import {
   buildConfigMap,
+  buildHttpSecret,
   buildDeployment,
   buildIngress,
   buildPersistentVolumeClaim,
@@ -17,6 +19,7 @@ import {
   buildServiceMonitor,
   childName,
   configChecksum,
+  HTTP_SECRET_KEY,
   registryUrl,
   selectorLabels,
 } from './registry-builders.js';
@@ -62,13 +65,17 @@ export class RegistryController {
       return { requeueAfterMs: RETRY_MISSING_MS };
     }
 
-    // 3. Compute the desired children.
+    // 3. Compute the desired children. The HTTP secret is made once and kept: a new one would roll the pods.
+    const stored = await this.kube.get<V1Secret & KubeObject>('v1', 'Secret', namespace, childName(registry));
+    const storedSecret = stored?.data?.[HTTP_SECRET_KEY];
+    const httpSecret = storedSecret !== undefined ? Buffer.from(storedSecret, 'base64').toString('utf8') : randomBytes(32).toString('base64url');
     const configMap = buildConfigMap(registry);
     const serviceMonitorCrd = await this.kube.get('apiextensions.k8s.io/v1', 'CustomResourceDefinition', undefined, 'servicemonitors.monitoring.coreos.com');
     const wanted: { kind: string; apiVersion: string; object: object | undefined }[] = [
+      { apiVersion: 'v1', kind: 'Secret', object: buildHttpSecret(registry, httpSecret) },
       { apiVersion: 'v1', kind: 'ConfigMap', object: configMap },
       { apiVersion: 'v1', kind: 'PersistentVolumeClaim', object: buildPersistentVolumeClaim(registry) },
-      { apiVersion: 'apps/v1', kind: 'Deployment', object: buildDeployment(registry, configChecksum(registry)) },
+      { apiVersion: 'apps/v1', kind: 'Deployment', object: buildDeployment(registry, configChecksum(registry, httpSecret)) },
       { apiVersion: 'v1', kind: 'Service', object: buildService(registry) },
       { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', object: buildIngress(registry) },
       { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', object: buildPodDisruptionBudget(registry) },

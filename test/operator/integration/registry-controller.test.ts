@@ -97,7 +97,7 @@ describe('the Registry controller against a real API server, with the RBAC rules
     await kube.kubectl(['apply', '-f', '-'], {
       input: registryYaml('team', { replicas: 3, storage: { s3: { bucket: 'images', region: 'us-east-1', credentialsSecret: { name: 's3-creds' } } }, ingress: { host: 'registry.example.com' } }),
     });
-    for (const kind of ['configmap', 'deployment', 'service', 'ingress', 'poddisruptionbudget']) {
+    for (const kind of ['secret', 'configmap', 'deployment', 'service', 'ingress', 'poddisruptionbudget']) {
       const child = await eventually(`${kind} team-registry`, () => getJson(kind, 'team-registry'));
       expect(child.metadata.ownerReferences[0]).toMatchObject({ kind: 'Registry', name: 'team', controller: true });
     }
@@ -157,6 +157,20 @@ describe('the Registry controller against a real API server, with the RBAC rules
     await kube.kubectl(['patch', 'registry', 'team', '-n', NS, '--type=merge', '-p', '{"metadata":{"annotations":{"touch":"1"}}}']);
     const monitor = await eventually('a ServiceMonitor', () => getJson('servicemonitor', 'team-registry'));
     expect(monitor.spec.endpoints[0].port).toBe('metrics');
+  }, 120_000);
+
+  it('keeps the HTTP secret it made across reconciles, so the pods do not roll for it', async () => {
+    const secret = await eventually('the HTTP secret', () => getJson('secret', 'team-registry'));
+    const value = Buffer.from(secret.data.httpSecret as string, 'base64').toString();
+    expect(value.length).toBeGreaterThanOrEqual(32);
+    const checksum = (await getJson('deployment', 'team-registry'))?.spec.template.metadata.annotations['berth.dev/config-checksum'];
+    // Two reconciles later (scaled up, then back), the same secret and the same pod template.
+    for (const replicas of [5, 4]) {
+      await kube.kubectl(['patch', 'registry', 'team', '-n', NS, '--type=merge', '-p', JSON.stringify({ spec: { replicas } })]);
+      await eventually(`${replicas} replicas`, async () => (await getJson('deployment', 'team-registry'))?.spec.replicas === replicas);
+    }
+    expect(Buffer.from((await getJson('secret', 'team-registry'))?.data.httpSecret as string, 'base64').toString()).toBe(value);
+    expect((await getJson('deployment', 'team-registry'))?.spec.template.metadata.annotations['berth.dev/config-checksum']).toBe(checksum);
   }, 120_000);
 
   it('brings back a deleted child and reverts an out-of-band edit', async () => {

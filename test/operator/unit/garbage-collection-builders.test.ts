@@ -14,7 +14,7 @@ import {
   parseRunSummary,
 } from '../../../operator/controllers/garbage-collection-builders.js';
 import { RegistryReferences } from '../../../operator/controllers/garbage-collection-controller.js';
-import { buildDeployment, configChecksum } from '../../../operator/controllers/registry-builders.js';
+import { buildDeployment, configChecksum, credentialsEnv } from '../../../operator/controllers/registry-builders.js';
 import type { V1Job } from '../../../operator/kube/types.js';
 
 function registry(spec: Partial<Registry['spec']> = {}): Registry {
@@ -74,7 +74,8 @@ describe('GarbageCollection builders', () => {
     const registryPod = deployment.spec?.template.spec;
     const container = pod?.containers[0];
     expect(container?.image).toBe('example.com/berth:1.2.3');
-    expect(container?.env).toEqual(registryPod?.containers[0]?.env);
+    // The S3 credentials as the registry pods get them (the HTTP secret only matters to serving replicas).
+    expect(container?.env).toEqual(credentialsEnv(reg));
     expect(container?.env?.map((e) => e.valueFrom?.secretKeyRef?.name)).toEqual(['s3-creds', 's3-creds']);
     expect(container?.securityContext).toEqual(registryPod?.containers[0]?.securityContext);
     expect(pod?.securityContext).toEqual(registryPod?.securityContext);

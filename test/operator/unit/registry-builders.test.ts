@@ -12,6 +12,8 @@ import {
   buildService,
   buildServiceMonitor,
   configChecksum,
+  buildHttpSecret,
+  HTTP_SECRET_KEY,
   registryUrl,
 } from '../../../operator/controllers/registry-builders.js';
 import { mergeConditions, registryConditions } from '../../../operator/controllers/conditions.js';
@@ -47,7 +49,7 @@ describe('registry builders', () => {
   it('give every child the same name, labels and a controller owner reference to the Registry', () => {
     const reg = registry({ ingress: { host: 'registry.example.com' } });
     const checksum = configChecksum(reg);
-    const children = [buildConfigMap(reg), buildDeployment(reg, checksum), buildService(reg), buildIngress(reg), buildPodDisruptionBudget(reg)];
+    const children = [buildHttpSecret(reg, 'x'.repeat(32)), buildConfigMap(reg), buildDeployment(reg, checksum), buildService(reg), buildIngress(reg), buildPodDisruptionBudget(reg)];
     for (const child of children) {
       expect(child?.metadata).toMatchObject({
         name: 'team-registry',
@@ -67,6 +69,16 @@ describe('registry builders', () => {
     expect(checksum(registry({ readOnly: true }))).toBe(checksum(base));
     expect(buildConfigMap(registry({ readOnly: true })).data).not.toEqual(buildConfigMap(base).data);
     expect(checksum(registry({ storage: { s3: { bucket: 'other', region: 'eu-west-1' } } }))).not.toBe(checksum(base));
+    // A new HTTP secret rolls the pods too: replicas must all hold the same one.
+    expect(configChecksum(base, 'secret-one-0123456789')).not.toBe(configChecksum(base, 'secret-two-0123456789'));
+  });
+
+  it('hand every replica the Registry\'s HTTP secret from its own Secret', () => {
+    const reg = registry();
+    const secret = buildHttpSecret(reg, 'a-random-secret-of-32-characters');
+    expect(Buffer.from(secret.data?.[HTTP_SECRET_KEY] ?? '', 'base64').toString()).toBe('a-random-secret-of-32-characters');
+    const env = buildDeployment(reg, configChecksum(reg)).spec?.template.spec?.containers[0]?.env ?? [];
+    expect(env).toContainEqual({ name: 'REGISTRY_HTTP_SECRET', valueFrom: { secretKeyRef: { name: 'team-registry', key: HTTP_SECRET_KEY } } });
   });
 
   it.each([
@@ -89,6 +101,7 @@ describe('registry builders', () => {
       expect(container?.env).toEqual([
         { name: 'REGISTRY_STORAGE_S3_ACCESSKEY', valueFrom: { secretKeyRef: { name: 's3-creds', key: 'accessKey' } } },
         { name: 'REGISTRY_STORAGE_S3_SECRETKEY', valueFrom: { secretKeyRef: { name: 's3-creds', key: 'secretKey' } } },
+        { name: 'REGISTRY_HTTP_SECRET', valueFrom: { secretKeyRef: { name: 'team-registry', key: HTTP_SECRET_KEY } } },
       ]);
     }
   });
