@@ -13,10 +13,10 @@
 import { spawn } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, cp, mkdir, mkdtemp, readFile, realpath, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pipeline } from 'node:stream/promises';
@@ -176,6 +176,8 @@ async function startInSlot(dockerd: string, docker: string, slot: number, signal
       await stopProcess(child, 30_000);
       if (child.signalCode === 'SIGKILL') await killLeftoverContainerd(execRoot);
       log.close();
+      // A container run with the host's network leaves the default network namespace bind-mounted here.
+      await runCommand('umount', ['-l', join(execRoot, 'netns', 'default')]).catch(() => undefined);
       await rm(runDir, { recursive: true, force: true });
     })();
     await stopped;
@@ -259,6 +261,49 @@ export async function importImage(env: NodeJS.ProcessEnv, ref: string, opts: { c
       ['import', '--change', 'ENTRYPOINT ["/bin/busybox"]', '--change', 'CMD ["sh"]', tarball, ref],
       { env },
     );
+    return out.trim();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Makes `ref` a stand-in for a Debian Node.js image (Docker Hub is out of reach here) with `docker import`: this
+ * machine's `node` binary and the shared libraries it links, its npm, busybox as `sh`, `env` and the usual
+ * tools, /tmp and /root, and this machine's CA bundle. Enough for the project's Dockerfile to build and run on
+ * it. Reused when the engine already has it for this Node.js version. Resolves with the image ID.
+ */
+export async function importNodeImage(env: NodeJS.ProcessEnv, ref: string): Promise<string> {
+  // The engine's data root outlives it: an image already made for this Node.js version is reused.
+  const existing = await runCommand(toolPath('docker'), ['image', 'inspect', '--format', '{{.Id}} {{index .Config.Labels "node-version"}}', ref], { env });
+  const [id, version] = existing.stdout.trim().split(' ');
+  if (existing.code === 0 && id !== undefined && version === process.version) return id;
+  const dir = await mkdtemp(join(tmpdir(), 'berth-node-image-'));
+  try {
+    const rootfs = join(dir, 'rootfs');
+    const put = async (source: string, target: string) => {
+      await mkdir(join(rootfs, dirname(target)), { recursive: true });
+      await cp(source, join(rootfs, target), { recursive: true, dereference: true });
+    };
+    await put(process.execPath, '/usr/local/bin/node');
+    const libraries = (await runChecked('ldd', [process.execPath])).matchAll(/(\/\S+\.so[.\d]*)/g);
+    for (const [library] of libraries) await put(library, library);
+    const npmRoot = resolve(dirname(await realpath(toolPath('npm'))), '..');
+    await put(npmRoot, '/usr/local/lib/node_modules/npm');
+    await symlink('../lib/node_modules/npm/bin/npm-cli.js', join(rootfs, 'usr/local/bin/npm'));
+    await put(toolPath('busybox'), '/bin/busybox');
+    for (const applet of ['sh', 'ln', 'chmod', 'chown', 'mkdir', 'rm', 'cp', 'mv', 'cat', 'ls']) await symlink('busybox', join(rootfs, 'bin', applet));
+    await mkdir(join(rootfs, 'usr/bin'), { recursive: true });
+    await symlink('/bin/busybox', join(rootfs, 'usr/bin/env'));
+    for (const path of ['tmp', 'root', 'etc']) await mkdir(join(rootfs, path), { recursive: true });
+    // This machine's trust store, as a site's own base image would carry it (npm goes through it to the registry).
+    await put('/etc/ssl/certs/ca-certificates.crt', '/etc/ssl/certs/ca-certificates.crt');
+    await chmod(join(rootfs, 'tmp'), 0o1777);
+    await writeFile(join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnonroot:x:65532:65532:nonroot:/home/nonroot:/bin/sh\n');
+    await writeFile(join(rootfs, 'etc/group'), 'root:x:0:\nnonroot:x:65532:\n');
+    const tarball = join(dir, 'rootfs.tar');
+    await runChecked('tar', [...DETERMINISTIC_TAR, '-C', rootfs, '-cf', tarball, '.']);
+    const out = await runChecked(toolPath('docker'), ['import', '--change', 'ENV PATH=/usr/local/bin:/usr/bin:/bin', '--change', 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt', '--change', `LABEL node-version=${process.version}`, '--change', 'CMD ["node"]', tarball, ref], { env });
     return out.trim();
   } finally {
     await rm(dir, { recursive: true, force: true });
