@@ -1,6 +1,6 @@
 /**
  * The replica's side of garbage collection (DESIGN.md §2). Every replica polls the maintenance marker in
- * the shared store and heartbeats into it. While a collection marks (`phase: 'mark'`), the replica journals
+ * the shared store (every second, ten times a second while a collection runs) and heartbeats into it. While a collection marks (`phase: 'mark'`), the replica journals
  * every write that can make content reachable. When the window opens (`phase: 'window'`, a new epoch) it
  * refuses new writes (503 with Retry-After), lets the writes in flight finish (aborting those still running
  * after the drain timeout), stores the rest of its journal, and acknowledges the epoch in its heartbeat. It
@@ -46,7 +46,10 @@ export interface Heartbeat {
 /** Settings of a maintenance watcher. */
 export interface MaintenanceOptions {
   readonly replicaId: string;
+  /** How often to read the marker while no collection runs (default 1 s). */
   readonly pollMs?: number;
+  /** How often to read it while a collection marks or holds its window, so the window opens and closes promptly (default 100 ms). */
+  readonly activePollMs?: number;
   readonly heartbeatMs?: number;
   readonly drainTimeoutMs?: number;
   /** Refuse writes when the marker could not be read or the heartbeat stored for this long (default 6 s). */
@@ -87,9 +90,13 @@ export class MaintenanceWatcher implements WriteGuard {
   async start(): Promise<void> {
     await Promise.allSettled([this.poll(), this.heartbeat()]);
     const poll = () => {
-      this.timer = setTimeout(() => {
-        this.poll().catch(() => undefined).finally(() => this.stopped || poll());
-      }, this.options.pollMs ?? 1000);
+      const busy = this.marking !== undefined || this.active !== undefined;
+      this.timer = setTimeout(
+        () => {
+          this.poll().catch(() => undefined).finally(() => this.stopped || poll());
+        },
+        busy ? (this.options.activePollMs ?? 100) : (this.options.pollMs ?? 1000),
+      );
       this.timer.unref();
     };
     const beat = () => {
