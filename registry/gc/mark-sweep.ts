@@ -302,15 +302,16 @@ export async function purgeOldUploads(driver: StorageDriver, options: CollectOpt
   if (options.uploadMaxAgeMs === undefined) return [];
   const cutoff = startedAt.getTime() - options.uploadMaxAgeMs;
   const { names } = await listRepositories(driver, { limit: Number.MAX_SAFE_INTEGER });
-  const uploads = await purgeUploads(driver, names, cutoff, options.dryRun);
+  const uploads = await purgeUploads(driver, names, cutoff, options.dryRun, options.concurrency);
   const orphans = (await driver.purgeOrphans?.(new Date(cutoff), options.dryRun)) ?? [];
   return [...uploads, ...orphans];
 }
 
-/** Deletes uploads whose `startedat` is before `cutoff` (or unreadable and old); returns `name/id` of each. */
-async function purgeUploads(driver: StorageDriver, names: string[], cutoff: number, dryRun: boolean): Promise<string[]> {
-  const purged: string[] = [];
-  for (const name of names) {
+/** Deletes uploads whose `startedat` is before `cutoff` (or unreadable and old); returns `name/id` of each. Repositories in parallel. */
+async function purgeUploads(driver: StorageDriver, names: string[], cutoff: number, dryRun: boolean, concurrency = 16): Promise<string[]> {
+  const io = pLimit(concurrency);
+  const purgeIn = async (name: string): Promise<string[]> => {
+    const purged: string[] = [];
     for (const uploadDir of await listIfPresent(driver, uploadsRoot(name))) {
       let started: number;
       try {
@@ -327,8 +328,9 @@ async function purgeUploads(driver: StorageDriver, names: string[], cutoff: numb
       purged.push(`${name}/${baseName(uploadDir)}`);
       if (!dryRun) await deleteIfPresent(driver, uploadDir);
     }
-  }
-  return purged;
+    return purged;
+  };
+  return (await Promise.all(names.map((name) => io(() => purgeIn(name))))).flat();
 }
 
 /** Every blob digest with data in the store; the prefix directories are listed in parallel. */
