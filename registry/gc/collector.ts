@@ -26,8 +26,7 @@ import {
   collect,
   describeCandidates,
   dropMarked,
-  findCandidates,
-  Marker,
+  markAndFindCandidates,
   purgeOldUploads,
   reportSweep,
   sweep,
@@ -207,12 +206,7 @@ export async function runCollection(driver: StorageDriver, options: CollectOptio
     const journaling = await waitForReplicas('start journaling', (beat) => beat.journal?.epoch === epoch);
     progress(`${journaling.length} live replica(s) journal their writes; marking`);
 
-    const markStarted = performance.now();
-    const startedAt = (options.now ?? (() => new Date()))();
-    const marker = new Marker(driver, options);
-    await marker.markAll();
-    const candidates = await findCandidates(driver, marker, new Date(startedAt.getTime() - options.gracePeriodMs), options.concurrency);
-    const markSeconds = (performance.now() - markStarted) / 1000;
+    const { marker, candidates, startedAt, markSeconds } = await markAndFindCandidates(driver, options);
     const found = describeCandidates(candidates);
     progress(`marked in ${markSeconds.toFixed(2)} s: ${marker.blobs.size} blobs kept, ${found.blobsDeleted.length} blob and ${found.manifestsDeleted.length} manifest candidates`);
     await options.pace?.('marked');

@@ -264,14 +264,27 @@ export async function sweep(driver: StorageDriver, candidates: Candidates, marke
   return { manifestsDeleted, blobsDeleted: [...candidates.blobs.keys()], bytesFreed };
 }
 
-/** Runs a whole collection on a store no registry writes to: mark, then sweep unless `dryRun`. */
-export async function collect(driver: StorageDriver, options: CollectOptions): Promise<CollectResult> {
+/** What an online mark found: the marker (for a re-mark), the candidates, when it began and how long it took. */
+export interface Marked {
+  readonly marker: Marker;
+  readonly candidates: Candidates;
+  readonly startedAt: Date;
+  readonly markSeconds: number;
+}
+
+/** Marks the whole store and finds the candidates older than the grace period before the mark's start. */
+export async function markAndFindCandidates(driver: StorageDriver, options: CollectOptions): Promise<Marked> {
   const markStarted = performance.now();
   const startedAt = (options.now ?? (() => new Date()))();
   const marker = new Marker(driver, options);
   await marker.markAll();
   const candidates = await findCandidates(driver, marker, new Date(startedAt.getTime() - options.gracePeriodMs), options.concurrency);
-  const markSeconds = (performance.now() - markStarted) / 1000;
+  return { marker, candidates, startedAt, markSeconds: (performance.now() - markStarted) / 1000 };
+}
+
+/** Runs a whole collection on a store no registry writes to: mark, then sweep unless `dryRun`. */
+export async function collect(driver: StorageDriver, options: CollectOptions): Promise<CollectResult> {
+  const { marker, candidates, startedAt, markSeconds } = await markAndFindCandidates(driver, options);
   const sweepStarted = performance.now();
   const swept = options.dryRun ? describeCandidates(candidates) : await sweep(driver, candidates, marker, options.concurrency);
   const uploadsPurged = await purgeOldUploads(driver, options, startedAt);

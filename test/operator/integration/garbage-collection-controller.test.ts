@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { playJobRun, type PlayedRun } from '../../support/gc-kubelet.js';
 import { createTestRegistry, pushBlob, pushImage, randomBlob, sha256, type TestRegistry } from '../../support/test-registry.js';
+import { kubeProbes, type Json } from '../../support/kube-probes.js';
 import { startKubeApiServer, type RunningKube } from '../../tools/kube.js';
 import { stopProcess, tailFile, waitUntil } from '../../tools/processes.js';
 import { freePort } from '../../tools/tools.js';
@@ -15,7 +16,6 @@ const ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const NS = 'apps';
 const ORPHAN_SIZE = 5000;
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- kubectl's JSON, read loosely in tests
 
 /** Where a blob's bytes live in a filesystem store (Distribution's layout). */
 function blobFile(root: string, digest: string): string {
@@ -31,19 +31,7 @@ describe('the GarbageCollection controller against a real API server, with the c
   let orphan: string;
   let kept: { config: Buffer; layers: Buffer[] };
 
-  async function getJson(kind: string, name: string, namespace = NS): Promise<Json | undefined> {
-    try {
-      return JSON.parse(await kube.kubectl(['get', kind, name, '-n', namespace, '-o', 'json'])) as Json;
-    } catch {
-      return undefined;
-    }
-  }
-
-  async function eventually<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-    let value: T | undefined | false;
-    await waitUntil(async () => Boolean((value = await probe())), { timeoutMs, intervalMs: 200, what, describe: () => tailFile(operator.logFile, 20) });
-    return value as T;
-  }
+  const { getJson, eventually } = kubeProbes(() => kube, NS, () => tailFile(operator.logFile, 20));
 
   const apply = (object: object) => kube.kubectl(['apply', '-f', '-'], { input: JSON.stringify(object) });
   const registry = (name: string, spec: object) => apply({ apiVersion: 'berth.dev/v1alpha1', kind: 'Registry', metadata: { name, namespace: NS }, spec });

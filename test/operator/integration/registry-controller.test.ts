@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { kubeProbes, type Json } from '../../support/kube-probes.js';
 import { startKubeApiServer, type RunningKube } from '../../tools/kube.js';
 import { stopProcess, tailFile, waitUntil } from '../../tools/processes.js';
 import { freePort } from '../../tools/tools.js';
@@ -18,7 +19,6 @@ interface Operator {
   readonly logFile: string;
 }
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- kubectl's JSON, read loosely in tests
 
 describe('the Registry controller against a real API server, with the RBAC rules the chart ships', () => {
   let kube: RunningKube;
@@ -48,24 +48,11 @@ describe('the Registry controller against a real API server, with the RBAC rules
     return operator;
   }
 
-  async function getJson(kind: string, name: string, namespace = NS): Promise<Json | undefined> {
-    try {
-      return JSON.parse(await kube.kubectl(['get', kind, name, '-n', namespace, '-o', 'json'])) as Json;
-    } catch {
-      return undefined;
-    }
-  }
-
-  async function eventually<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-    let value: T | undefined | false;
-    await waitUntil(async () => Boolean((value = await probe())), {
-      timeoutMs,
-      intervalMs: 200,
-      what,
-      describe: async () => (await Promise.all(operators.map((o) => tailFile(o.logFile, 15)))).join('\n---\n'),
-    });
-    return value as T;
-  }
+  const { getJson, eventually } = kubeProbes(
+    () => kube,
+    NS,
+    async () => (await Promise.all(operators.map((o) => tailFile(o.logFile, 15)))).join('\n---\n'),
+  );
 
   const condition = (registry: Json | undefined, type: string) => (registry?.status?.conditions as Json[] | undefined)?.find((c) => c.type === type);
 
