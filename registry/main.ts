@@ -83,7 +83,11 @@ export async function startRegistry(
   const replicaId = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const maintenance = new MaintenanceWatcher(driver, writeGuard, {
     replicaId,
-    onChange: (state) => logger.info(state, state.readOnly ? 'Entered a maintenance window' : 'Left a maintenance window'),
+    onChange: (state) => {
+      logger.info(state, state.readOnly ? 'Entered a maintenance window' : 'Left a maintenance window');
+      metrics.maintenanceWindow.set(state.readOnly ? 1 : 0);
+      if (!state.readOnly) metrics.maintenanceWindows.inc({ outcome: state.reason === 'MaintenanceExpired' ? 'expired' : 'ended' });
+    },
   });
   const storage = new RegistryStorage(driver, {
     ...(config.storage.s3 ? { visibility: OBJECT_STORE, pullVisibility: OBJECT_STORE_PULL } : { visibility: STRONGLY_CONSISTENT }),

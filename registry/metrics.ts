@@ -17,6 +17,8 @@ export interface RegistryMetrics {
   readonly uploadsInProgress: Gauge;
   readonly hashRebuildBytes: Counter;
   readonly hashRebuildDuration: Histogram;
+  readonly maintenanceWindow: Gauge;
+  readonly maintenanceWindows: Counter<'outcome'>;
 }
 
 /** Creates the registry's metrics on a new prom-client Registry, with Node's default process metrics. */
@@ -78,6 +80,17 @@ export function createRegistryMetrics(): RegistryMetrics {
       name: 'registry_upload_hash_rebuild_duration_seconds',
       help: 'Time spent reading an upload back from storage to hash it at commit.',
       buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 120],
+      registers,
+    }),
+    maintenanceWindow: new Gauge({
+      name: 'registry_maintenance_window',
+      help: "1 while this replica refuses writes for a garbage collection's read-only window.",
+      registers,
+    }),
+    maintenanceWindows: new Counter({
+      name: 'registry_maintenance_windows_total',
+      help: 'Read-only windows this replica has left, by outcome: ended (the collector closed it) or expired (its time-to-live passed: the collector died).',
+      labelNames: ['outcome'],
       registers,
     }),
   };

@@ -120,6 +120,11 @@ describe('berth-registry gc beside serving replicas', () => {
     const dataPath = join(store, 'docker/registry/v2/blobs/sha256', sha256(orphan).slice(7, 9), sha256(orphan).slice(7), 'data');
     expect((await stat(dataPath)).size).toBe(4096);
     await expect(stat(markerPath())).rejects.toThrow();
+    for (const target of replicas) {
+      const metrics = await (await fetch(`${target.debugUrl}/metrics`)).text();
+      expect(metrics).toMatch(/registry_maintenance_windows_total\{outcome="ended"\} 1\n/);
+      expect(metrics).toMatch(/registry_maintenance_window 0\n/);
+    }
   }, 60_000);
 
   it('leaves the replicas read-only only until the time-to-live when the collector is killed inside its window, and refuses a second collector meanwhile', async () => {
@@ -135,6 +140,7 @@ describe('berth-registry gc beside serving replicas', () => {
       expect(refused.status).toBe(503);
       expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
       expect(((await refused.json()) as { errors: { message: string }[] }).errors[0]?.message).toMatch(/maintenance/);
+      expect(await (await fetch(`${replica(1).debugUrl}/metrics`)).text()).toMatch(/registry_maintenance_window 1\n/);
 
       const second = await runCommand(process.execPath, ['--import', 'tsx', join(ROOT, 'registry/cli.ts'), 'gc', config, '--grace-period', '0s'], { cwd: ROOT, timeoutMs: 30_000 });
       expect(second.code).toBe(1);
@@ -149,6 +155,10 @@ describe('berth-registry gc beside serving replicas', () => {
         what: 'the replicas to write again after the time-to-live',
       });
       const readOnlySeconds = (performance.now() - refusedAt) / 1000;
+      // Each replica counts the window as expired, not ended: the signal that a collector died.
+      for (const target of replicas) {
+        expect(await (await fetch(`${target.debugUrl}/metrics`)).text()).toMatch(/registry_maintenance_windows_total\{outcome="expired"\} 1\n/);
+      }
       expect(readOnlySeconds).toBeGreaterThan(2);
       expect(readOnlySeconds).toBeLessThan(10);
       expect((await stat(markerPath())).isFile()).toBe(true);
