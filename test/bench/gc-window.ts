@@ -85,11 +85,16 @@ function cleanUp(): Promise<void> {
   return cleaning;
 }
 
+/** Dies of the signal that stopped the run, as a shell expects, once the handler is gone. */
+const dieOf = (signal: NodeJS.Signals) => process.kill(process.pid, signal);
+let stopSignal: NodeJS.Signals = 'SIGINT';
+
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     interrupted = true;
+    stopSignal = signal;
     progress(`${signal}: stopping processes and removing temporary files`);
-    void cleanUp().finally(() => process.exit(130));
+    void cleanUp().finally(() => dieOf(signal));
   });
 }
 
@@ -192,6 +197,8 @@ async function buildStores(drivers: readonly StorageDriver[], size: number, labe
   await Promise.all(
     Array.from({ length: repositories }, (_, r) =>
       perRepository(async () => {
+        // After a signal, stop building: the cleanup is removing the directory being written.
+        if (interrupted) throw new Error('interrupted');
         const name = repositoryName(r);
         const writes: Promise<unknown>[] = [];
         const layerLinks = new Set<Digest>();
@@ -519,7 +526,7 @@ function table(rows: readonly Row[]): string {
 
 async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'berth-bench-gc-'));
-  cleanups.push(() => rm(work, { recursive: true, force: true }));
+  cleanups.push(() => rm(work, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 }));
   try {
     let minio: RunningMinio | undefined;
     if (BACKENDS.includes('s3')) {
@@ -544,7 +551,8 @@ await main().catch(async (error: unknown) => {
   // After a signal, the failures of work cut short are expected: exit once the cleanup is done.
   if (interrupted) {
     await cleanUp();
-    process.exit(130);
+    dieOf(stopSignal);
+    return;
   }
   throw error;
 });
