@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { prepareForOperator } from '../support/operator-setup.js';
 import { startKubeApiServer } from '../tools/kube.js';
 import { stopProcess } from '../tools/processes.js';
 import { freePort } from '../tools/tools.js';
@@ -22,13 +23,7 @@ const progress = (message: string) => process.stderr.write(`bench:operator: ${me
 const work = await mkdtemp(join(tmpdir(), 'berth-bench-operator-'));
 const kube = await startKubeApiServer();
 try {
-  await kube.kubectl(['apply', '-f', join(ROOT, 'crds')]);
-  await kube.kubectl(['wait', '--for=condition=Established', 'crd/registries.berth.dev', '--timeout=60s']);
-  await kube.kubectl(['create', 'namespace', 'berth-system']);
-  await kube.kubectl(['create', 'namespace', 'scale']);
-  const rbac = await kube.helm(['template', 'berth', join(ROOT, 'helm/berth'), '--namespace', 'berth-system', '--show-only', 'templates/rbac.yaml', '--show-only', 'templates/serviceaccount.yaml']);
-  await kube.kubectl(['apply', '-f', '-'], { input: rbac });
-  const kubeconfig = await kube.kubeconfigFor({ namespace: 'berth-system', name: 'berth-operator' });
+  const kubeconfig = await prepareForOperator(kube, ['scale']);
   const port = await freePort();
   const log = createWriteStream(join(work, 'operator.log'));
   const operator = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'operator/main.ts'), '--kubeconfig', kubeconfig, '--metrics-addr', `127.0.0.1:${port}`, '--lease-namespace', 'berth-system', '--identity', 'bench'], {

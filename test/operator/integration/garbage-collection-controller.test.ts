@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { playJobRun, type PlayedRun } from '../../support/gc-kubelet.js';
 import { createTestRegistry, pushBlob, pushImage, randomBlob, sha256, type TestRegistry } from '../../support/test-registry.js';
 import { kubeProbes, type Json } from '../../support/kube-probes.js';
+import { prepareForOperator } from '../../support/operator-setup.js';
 import { startKubeApiServer, type RunningKube } from '../../tools/kube.js';
 import { stopProcess, tailFile, waitUntil } from '../../tools/processes.js';
 import { freePort } from '../../tools/tools.js';
@@ -70,13 +71,7 @@ describe('the GarbageCollection controller against a real API server, with the c
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'berth-gc-operator-'));
     kube = await startKubeApiServer();
-    await kube.kubectl(['apply', '-f', join(ROOT, 'crds')]);
-    await kube.kubectl(['wait', '--for=condition=Established', 'crd/registries.berth.dev', 'crd/garbagecollections.berth.dev', '--timeout=60s']);
-    await kube.kubectl(['create', 'namespace', 'berth-system']);
-    await kube.kubectl(['create', 'namespace', NS]);
-    const rbac = await kube.helm(['template', 'berth', join(ROOT, 'helm/berth'), '--namespace', 'berth-system', '--show-only', 'templates/rbac.yaml', '--show-only', 'templates/serviceaccount.yaml']);
-    await kube.kubectl(['apply', '-f', '-'], { input: rbac });
-    const kubeconfig = await kube.kubeconfigFor({ namespace: 'berth-system', name: 'berth-operator' });
+    const kubeconfig = await prepareForOperator(kube, [NS]);
 
     const port = await freePort();
     const logFile = join(work, 'operator.log');

@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubeProbes, type Json } from '../../support/kube-probes.js';
+import { prepareForOperator } from '../../support/operator-setup.js';
 import { startKubeApiServer, type RunningKube } from '../../tools/kube.js';
 import { stopProcess, tailFile, waitUntil } from '../../tools/processes.js';
 import { freePort } from '../../tools/tools.js';
@@ -63,13 +64,7 @@ describe('the Registry controller against a real API server, with the RBAC rules
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'berth-operator-'));
     kube = await startKubeApiServer();
-    await kube.kubectl(['apply', '-f', join(ROOT, 'crds')]);
-    await kube.kubectl(['wait', '--for=condition=Established', 'crd/registries.berth.dev', 'crd/garbagecollections.berth.dev', '--timeout=60s']);
-    await kube.kubectl(['create', 'namespace', 'berth-system']);
-    await kube.kubectl(['create', 'namespace', NS]);
-    const rbac = await kube.helm(['template', 'berth', join(ROOT, 'helm/berth'), '--namespace', 'berth-system', '--show-only', 'templates/rbac.yaml', '--show-only', 'templates/serviceaccount.yaml']);
-    await kube.kubectl(['apply', '-f', '-'], { input: rbac });
-    operatorKubeconfig = await kube.kubeconfigFor({ namespace: 'berth-system', name: 'berth-operator' });
+    operatorKubeconfig = await prepareForOperator(kube, [NS]);
     await startOperator('operator-a');
   }, 300_000);
 
