@@ -171,23 +171,33 @@ export class MaintenanceWatcher implements WriteGuard {
       await this.followMark(marker);
       return;
     }
-    if (this.expired.has(marker.epoch) || this.active?.epoch === marker.epoch) {
+    if (this.expired.has(marker.epoch)) return;
+    if (this.active?.epoch === marker.epoch) {
       this.expireIfDue();
+      // Still refusing writes but not acknowledged (its journal could not be stored): try again.
+      if (this.active !== undefined && this.acked?.epoch !== marker.epoch) await this.acknowledge(marker.epoch);
       return;
     }
     this.active = { epoch: marker.epoch, seenAt: this.now(), ttlMs: marker.ttlSeconds * 1000 };
     this.options.onChange?.({ readOnly: true, epoch: marker.epoch, reason: marker.reason });
     await this.drain();
-    if (this.marking?.epoch === marker.epoch) {
+    await this.acknowledge(marker.epoch);
+  }
+
+  /**
+   * Stores the rest of the journal and acknowledges the window in the heartbeat. Without its whole journal
+   * the replica does not acknowledge; it keeps refusing writes and the next poll tries again.
+   */
+  private async acknowledge(epoch: string): Promise<void> {
+    const journaled = this.marking?.epoch === epoch;
+    if (journaled) {
       try {
         await this.journal.flush();
       } catch {
-        // Without its whole journal this replica does not acknowledge; the next poll tries again.
-        this.active = undefined;
         return;
       }
     }
-    this.acked = { epoch: marker.epoch, journal: this.marking?.epoch === marker.epoch ? this.journal.state : undefined };
+    this.acked = { epoch, journal: journaled ? this.journal.state : undefined };
     this.endMarking();
     await this.heartbeat();
   }

@@ -10,7 +10,7 @@ import { buildServer } from '../../../registry/server.js';
 import { maintenanceMarkerPath, replicaHeartbeatPath } from '../../../registry/storage/paths.js';
 import { RegistryStorage } from '../../../registry/storage/registry-storage.js';
 import { SwitchableWriteGuard } from '../../../registry/write-guard.js';
-import { errorCode, pushImage } from '../../support/test-registry.js';
+import { errorCode, pushImage, randomBlob, sha256 } from '../../support/test-registry.js';
 
 describe('a replica during a garbage-collection window', () => {
   let driver: BaseDriver;
@@ -95,5 +95,46 @@ describe('a replica during a garbage-collection window', () => {
     expect(answer.status).toBe(503);
     expect(errorCode(answer.body)).toBe('UNAVAILABLE');
     expect((await heartbeat()).ackEpoch).toBe('e3');
+  });
+});
+
+describe('a replica whose journal cannot be stored when the window opens', () => {
+  it('keeps refusing writes without acknowledging, and acknowledges once the journal is stored', async () => {
+    let failJournal = false;
+    class FlakyJournalDriver extends BaseDriver {
+      override putContent(path: string, content: Uint8Array, signal?: AbortSignal): Promise<void> {
+        if (failJournal && path.includes('/_berth/journal/')) return Promise.reject(new Error('journal write failed'));
+        return super.putContent(path, content, signal);
+      }
+    }
+    const driver = new FlakyJournalDriver(new InMemoryDriver());
+    const watcher = new MaintenanceWatcher(driver, new SwitchableWriteGuard(false), { replicaId: 'r9', fenceAfterMs: Number.POSITIVE_INFINITY });
+    const app = await buildServer({ storage: new RegistryStorage(driver, { journal: watcher.journal }), metrics: createRegistryMetrics(), writeGuard: watcher, deleteEnabled: true, redirect: false, accessLog: false });
+    const marker = (phase: 'mark' | 'window') => driver.putContent(maintenanceMarkerPath(), Buffer.from(JSON.stringify({ epoch: 'e9', phase, ttlSeconds: 60, reason: 'GarbageCollection' })));
+    const beat = async () => JSON.parse((await driver.getContent(replicaHeartbeatPath('r9'))).toString()) as Heartbeat;
+    try {
+      await marker('mark');
+      await watcher.poll();
+      const blob = randomBlob(100);
+      expect((await app.inject({ method: 'POST', url: `/v2/app/blobs/uploads/?digest=${sha256(blob)}`, payload: blob, headers: { 'content-type': 'application/octet-stream' } })).statusCode).toBe(201);
+      failJournal = true;
+      // A client sees the blob exist: noted for the journal, stored with the next batch.
+      expect((await app.inject({ method: 'HEAD', url: `/v2/app/blobs/${sha256(blob)}` })).statusCode).toBe(200);
+      await marker('window');
+      await watcher.poll();
+      expect((await app.inject({ method: 'POST', url: '/v2/app/blobs/uploads/' })).statusCode).toBe(503);
+      expect((await beat()).ackEpoch).toBeUndefined();
+      await watcher.poll();
+      expect((await beat()).ackEpoch).toBeUndefined();
+      expect((await app.inject({ method: 'POST', url: '/v2/app/blobs/uploads/' })).statusCode).toBe(503);
+      failJournal = false;
+      await watcher.poll();
+      const acknowledged = await beat();
+      expect(acknowledged.ackEpoch).toBe('e9');
+      expect(acknowledged.journal).toEqual({ epoch: 'e9', batches: 2 });
+    } finally {
+      await watcher.stop();
+      await app.close();
+    }
   });
 });
