@@ -23,6 +23,12 @@ export interface JournalState {
 
 type Waiter = { resolve(): void; reject(error: unknown): void };
 
+/** How long one batch may take to store before it counts as failed. */
+const BATCH_TIMEOUT_MS = 10_000;
+
+/** How long after a failed batch the next one is tried. */
+const RETRY_AFTER_FAILURE_MS = 100;
+
 const encode = (entry: JournalEntry) => `${entry.kind === 'blob' ? 'b' : 'm'} ${entry.digest} ${entry.name}`;
 
 /** The journal one replica writes; records nothing until `begin`. */
@@ -64,7 +70,22 @@ export class ReplicaJournal implements WriteJournal {
     if (this.epoch === undefined) return Promise.resolve();
     signal?.throwIfAborted();
     return new Promise<void>((resolve, reject) => {
-      this.pending.push({ line: encode(entry), waiter: { resolve, reject } });
+      // A write stopped while it waits (a window's drain timeout, a client gone) fails at once; its line may
+      // still be stored, which only keeps more.
+      const onAbort = () => reject(signal?.reason);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const release = () => signal?.removeEventListener('abort', onAbort);
+      const waiter: Waiter = {
+        resolve: () => {
+          release();
+          resolve();
+        },
+        reject: (error) => {
+          release();
+          reject(error);
+        },
+      };
+      this.pending.push({ line: encode(entry), waiter });
       this.schedule();
     });
   }
@@ -93,10 +114,11 @@ export class ReplicaJournal implements WriteJournal {
   /** Starts storing a batch unless one is being stored; the next one follows when it is done. */
   private schedule(): void {
     if (this.flushing !== undefined || this.pending.length === 0 || this.epoch === undefined) return;
-    this.flushing = this.storeBatch().then((failure) => {
+    this.flushing = this.storeBatch().then(async (failure) => {
+      // After a failure, what arrived meanwhile is stored a moment later rather than at once (nor never).
+      if (failure !== undefined) await new Promise((resolve) => setTimeout(resolve, RETRY_AFTER_FAILURE_MS).unref());
       this.flushing = undefined;
-      // After a failure the next batch waits for the next write (or flush) instead of retrying at once.
-      if (failure === undefined) this.schedule();
+      this.schedule();
     });
   }
 
@@ -108,7 +130,8 @@ export class ReplicaJournal implements WriteJournal {
     this.pending = [];
     const seq = this.batches + 1;
     try {
-      await this.driver.putContent(journalBatchPath(epoch, this.replicaId, seq), Buffer.from(batch.map((item) => item.line).join('\n')));
+      // Bounded: every write waiting for this batch, and every later one, waits on it.
+      await this.driver.putContent(journalBatchPath(epoch, this.replicaId, seq), Buffer.from(batch.map((item) => item.line).join('\n')), AbortSignal.timeout(BATCH_TIMEOUT_MS));
     } catch (error) {
       // The writes waiting for this batch fail (they were not made); observations go into the next one.
       for (const item of batch) {

@@ -97,6 +97,8 @@ export class S3Driver implements StorageDriver {
       retryMode: 'standard',
       requestHandler: new NodeHttpHandler({
         ...(options.skipVerify ? { httpsAgent: new HttpsAgent({ rejectUnauthorized: false, keepAlive: true }) } : {}),
+        // A connection that cannot be made fails (and is retried) instead of waiting forever.
+        connectionTimeout: 10_000,
       }),
     });
     this.bucket = options.bucket;
