@@ -17,6 +17,9 @@ import { UnavailableError } from '../storage/errors.js';
 import { maintenanceMarkerPath, replicaHeartbeatPath } from '../storage/paths.js';
 import { ReplicaJournal, type JournalState } from './journal.js';
 
+/** How long one read of the marker or one heartbeat may take before it counts as failed. */
+const STORE_TIMEOUT_MS = 5000;
+
 /** The marker a collector writes: first to start journaling (`mark`), then to open the window (`window`). */
 export interface MaintenanceMarker {
   /** Unique per collection; replicas journal for it and acknowledge its window. */
@@ -152,7 +155,8 @@ export class MaintenanceWatcher implements WriteGuard {
   async poll(): Promise<void> {
     let marker: MaintenanceMarker | undefined;
     try {
-      marker = JSON.parse((await this.driver.getContent(maintenanceMarkerPath())).toString('utf8')) as MaintenanceMarker;
+      // Bounded, like the heartbeat: a hung request must not stop the watcher's loop.
+      marker = JSON.parse((await this.driver.getContent(maintenanceMarkerPath(), AbortSignal.timeout(STORE_TIMEOUT_MS))).toString('utf8')) as MaintenanceMarker;
     } catch (error) {
       if (!(error instanceof PathNotFoundError) && !(error instanceof SyntaxError)) throw error;
     }
@@ -254,7 +258,7 @@ export class MaintenanceWatcher implements WriteGuard {
       ...(this.acked !== undefined ? { ackEpoch: this.acked.epoch } : {}),
       ...(journal !== undefined ? { journal } : {}),
     };
-    await this.driver.putContent(replicaHeartbeatPath(this.options.replicaId), Buffer.from(JSON.stringify(beat)));
+    await this.driver.putContent(replicaHeartbeatPath(this.options.replicaId), Buffer.from(JSON.stringify(beat)), AbortSignal.timeout(STORE_TIMEOUT_MS));
     this.lastBeat = this.now();
   }
 }
