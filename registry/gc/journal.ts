@@ -54,8 +54,11 @@ export class ReplicaJournal implements WriteJournal {
     if (this.epoch === epoch) return;
     this.epoch = epoch;
     this.batches = 0;
-    this.pending = [];
     this.observed.clear();
+    // Writes still waiting for a batch of an earlier epoch (whose window this replica never saw close) are
+    // journaled for this one: dropping them would leave those writes hanging, resolving them would let them
+    // race this collection's mark unrecorded.
+    this.schedule();
   }
 
   /** Stops journaling; writes waiting for a batch go ahead (nobody needs their record any more). */
@@ -140,7 +143,15 @@ export class ReplicaJournal implements WriteJournal {
       }
       return error;
     }
-    if (this.epoch === epoch) this.batches = seq;
+    if (this.epoch !== epoch) {
+      // A new collection began while this batch was stored under the old one: journal it again for the new one.
+      if (this.epoch !== undefined) {
+        this.pending.unshift(...batch);
+        return undefined;
+      }
+    } else {
+      this.batches = seq;
+    }
     for (const { waiter } of batch) waiter?.resolve();
     return undefined;
   }

@@ -63,8 +63,32 @@ interface Outcome {
 }
 
 /** Runs the workload with collections looping beside it, then checks the invariant. */
+/** With BERTH_TORTURE_VERBOSE, reports every storage call that takes over two seconds (hunting stalls). */
+function reportSlowCalls(driver: StorageDriver, kind: StoreKind): StorageDriver {
+  if (process.env['BERTH_TORTURE_VERBOSE'] === undefined) return driver;
+  return new Proxy(driver, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const started = performance.now();
+        const result: unknown = (value as (...a: unknown[]) => unknown).apply(target, args);
+        if (result instanceof Promise) {
+          const timer = setTimeout(() => console.error(`slow ${kind} ${String(property)}(${String(args[0])}) still running after 2 s`), 2000);
+          void result.finally(() => {
+            clearTimeout(timer);
+            const seconds = (performance.now() - started) / 1000;
+            if (seconds > 2) console.error(`slow ${kind} ${String(property)}(${String(args[0])}) took ${seconds.toFixed(1)} s`);
+          }).catch(() => undefined);
+        }
+        return result;
+      };
+    },
+  });
+}
+
 async function torture(kind: StoreKind, seed: number, workload: Partial<TortureOptions>, unsafe?: WindowOptions['unsafe']): Promise<Outcome> {
-  const driver = createStore(kind, seed);
+  const driver = reportSlowCalls(createStore(kind, seed), kind);
   const random = seededRandom(seed);
   const replicas = await startWindowReplicas(driver, 3, random, kind !== 'filesystem');
   let clientsDone = false;
