@@ -171,6 +171,13 @@ export class MaintenanceWatcher implements WriteGuard {
       }
       return;
     }
+    if (this.active !== undefined && this.active.epoch !== marker.epoch) {
+      // A marker of another collection: the window this replica holds is over (one collection at a time),
+      // even if it never saw the marker go (collections can follow each other within one poll).
+      this.active = undefined;
+      this.acked = undefined;
+      this.options.onChange?.({ readOnly: false, reason: 'MaintenanceEnded' });
+    }
     if (marker.phase === 'mark') {
       await this.followMark(marker);
       return;
