@@ -37,7 +37,10 @@ export class ReplicaJournal implements WriteJournal {
   private batches = 0;
   private pending: { line: string; waiter?: Waiter }[] = [];
   private readonly observed = new Set<string>();
-  private flushing: Promise<void> | undefined;
+  /** The batch being stored; resolves to its error when it failed. */
+  private flushing: Promise<unknown> | undefined;
+  /** Batches begun so far (stored or not). */
+  private attempts = 0;
 
   constructor(
     private readonly driver: StorageDriver,
@@ -101,25 +104,36 @@ export class ReplicaJournal implements WriteJournal {
     this.pending.push({ line });
   }
 
-  /** Stores everything recorded or observed so far; resolves when it is durable, throws when a batch fails. */
+  /**
+   * Stores everything recorded or observed so far; resolves when it is durable, throws when a batch begun
+   * for it fails (a batch that failed before the call only delays it: what it held is tried again).
+   */
   async flush(): Promise<void> {
+    const from = this.attempts + 1;
     for (;;) {
-      if (this.flushing !== undefined) {
-        await this.flushing;
-        continue;
-      }
-      if (this.pending.length === 0 || this.epoch === undefined) return;
-      const failure = await this.storeBatch();
-      if (failure !== undefined) throw failure;
+      this.schedule();
+      const batch = this.flushing;
+      if (batch === undefined) return;
+      const attempt = this.attempts;
+      const failure = await batch;
+      if (failure !== undefined && attempt >= from) throw failure;
     }
   }
 
-  /** Starts storing a batch unless one is being stored; the next one follows when it is done. */
+  /**
+   * Starts storing a batch unless one is being stored; the next one follows when it is done. Every batch goes
+   * through here, one at a time: two at once would take the same number, and the second would replace the first.
+   */
   private schedule(): void {
     if (this.flushing !== undefined || this.pending.length === 0 || this.epoch === undefined) return;
-    this.flushing = this.storeBatch().then(async (failure) => {
+    this.attempts++;
+    const batch = this.storeBatch().then(async (failure) => {
       // After a failure, what arrived meanwhile is stored a moment later rather than at once (nor never).
       if (failure !== undefined) await new Promise((resolve) => setTimeout(resolve, RETRY_AFTER_FAILURE_MS).unref());
+      return failure;
+    });
+    this.flushing = batch;
+    void batch.then(() => {
       this.flushing = undefined;
       this.schedule();
     });
