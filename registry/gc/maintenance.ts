@@ -20,6 +20,9 @@ import { ReplicaJournal, type JournalState } from './journal.js';
 /** How long one read of the marker or one heartbeat may take before it counts as failed. */
 const STORE_TIMEOUT_MS = 5000;
 
+/** How long writes aborted by a window's drain may take to unwind before the replica stops waiting for them in this poll. */
+const ABORT_GRACE_MS = 1000;
+
 /** The marker a collector writes: first to start journaling (`mark`), then to open the window (`window`). */
 export interface MaintenanceMarker {
   /** Unique per collection; replicas journal for it and acknowledge its window. */
@@ -196,10 +199,13 @@ export class MaintenanceWatcher implements WriteGuard {
   }
 
   /**
-   * Stores the rest of the journal and acknowledges the window in the heartbeat. Without its whole journal
-   * the replica does not acknowledge; it keeps refusing writes and the next poll tries again.
+   * Stores the rest of the journal and acknowledges the window in the heartbeat. Without its whole journal,
+   * or while a stopped write has not ended, the replica does not acknowledge; it keeps refusing writes and
+   * the next poll tries again.
    */
   private async acknowledge(epoch: string): Promise<void> {
+    // A write stopped for the window that has not ended yet could still make content reachable.
+    if (this.inFlight.size > 0) return;
     const journaled = this.marking?.epoch === epoch;
     if (journaled) {
       try {
@@ -237,13 +243,20 @@ export class MaintenanceWatcher implements WriteGuard {
     this.journal.end();
   }
 
-  /** Waits for the writes in flight to end, aborting those still running after the drain timeout. */
+  /**
+   * Waits for the writes in flight to end, aborting those still running after the drain timeout, then gives
+   * the aborted ones a moment to unwind. Bounded either way: one that does not end keeps the window
+   * unacknowledged (see `acknowledge`), it does not stop the replica from following the marker.
+   */
   private async drain(): Promise<void> {
     // Real time, not the TTL clock: the drain is a wait of this process, however the TTL is measured.
-    const deadline = performance.now() + (this.options.drainTimeoutMs ?? 10_000);
-    while (this.inFlight.size > 0 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    const settle = async (ms: number) => {
+      const deadline = performance.now() + ms;
+      while (this.inFlight.size > 0 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    };
+    await settle(this.options.drainTimeoutMs ?? 10_000);
     for (const controller of this.inFlight) controller.abort(new UnavailableError('the write was stopped for maintenance; retry it', { retryAfterSeconds: 5 }));
-    while (this.inFlight.size > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    await settle(ABORT_GRACE_MS);
   }
 
   private expireIfDue(): void {

@@ -96,6 +96,20 @@ describe('a replica during a garbage-collection window', () => {
     expect(errorCode(answer.body)).toBe('UNAVAILABLE');
     expect((await heartbeat()).ackEpoch).toBe('e3');
   });
+
+  it('keeps following the marker when a stopped write does not end, and acknowledges only once it has', async () => {
+    const stuck = watcher.beginWrite();
+    await openWindow('e4');
+    // Bounded: a write that ignores its abort must not stop the replica from polling.
+    await watcher.poll();
+    expect(stuck.signal.aborted).toBe(true);
+    expect(watcher.inMaintenance).toBe(true);
+    // Not acknowledged: no heartbeat was stored, or one without the epoch.
+    expect((await heartbeat().catch(() => undefined))?.ackEpoch).toBeUndefined();
+    stuck.end();
+    await watcher.poll();
+    expect((await heartbeat()).ackEpoch).toBe('e4');
+  });
 });
 
 describe('a replica whose journal cannot be stored when the window opens', () => {
