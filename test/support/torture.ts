@@ -46,13 +46,28 @@ export interface TortureModel {
   readonly deleted: Set<string>;
 }
 
-/** Sends a request, retrying while the registry answers 503 (maintenance) for up to ~10 s, as clients do. */
-async function send(target: Target, options: InjectOptions & { url: string }): Promise<LightMyRequestResponse> {
-  for (let attempt = 0; ; attempt++) {
-    const response = await target.request(options);
-    if (response.statusCode !== 503 || attempt >= 400) return response;
-    await sleep(25);
-  }
+/** How long a client keeps retrying a request the registry answers 503 (maintenance) before giving up. */
+const RETRY_FOR_MS = 30_000;
+
+/**
+ * A client's view of `target`: requests answered 503 are retried every 25 ms for up to RETRY_FOR_MS, as
+ * clients do with Retry-After; `gaveUp` hears of each one still refused after that.
+ */
+function retrying(target: Target, gaveUp: () => void): Target {
+  return {
+    async request(options) {
+      const deadline = performance.now() + RETRY_FOR_MS;
+      for (;;) {
+        const response = await target.request(options);
+        if (response.statusCode !== 503) return response;
+        if (performance.now() > deadline) {
+          gaveUp();
+          return response;
+        }
+        await sleep(25);
+      }
+    },
+  };
 }
 
 function layer(index: number): Buffer {
@@ -63,28 +78,30 @@ function layer(index: number): Buffer {
 /** Makes a blob present in a repository the way a client does: HEAD, then mount or upload if missing. */
 async function ensureBlob(target: Target, repository: string, blob: Buffer, others: readonly string[], random: () => number): Promise<boolean> {
   const digest = sha256(blob);
-  if ((await send(target, { method: 'HEAD', url: `/v2/${repository}/blobs/${digest}` })).statusCode === 200) return true;
+  if ((await target.request({ method: 'HEAD', url: `/v2/${repository}/blobs/${digest}` })).statusCode === 200) return true;
   if (random() < 0.3 && others.length > 0) {
     const from = others[Math.floor(random() * others.length)] as string;
-    const mount = await send(target, { method: 'POST', url: `/v2/${repository}/blobs/uploads/?mount=${digest}&from=${from}` });
+    const mount = await target.request({ method: 'POST', url: `/v2/${repository}/blobs/uploads/?mount=${digest}&from=${from}` });
     if (mount.statusCode === 201) return true;
     if (mount.statusCode === 202) {
-      const put = await send(target, { method: 'PUT', url: withQuery(mount.headers['location'] as string, { digest }), payload: blob });
+      const put = await target.request({ method: 'PUT', url: withQuery(mount.headers['location'] as string, { digest }), payload: blob });
       return put.statusCode === 201;
     }
     return false;
   }
-  const put = await send(target, { method: 'POST', url: `/v2/${repository}/blobs/uploads/?digest=${digest}`, payload: blob, headers: { 'content-type': 'application/octet-stream' } });
+  const put = await target.request({ method: 'POST', url: `/v2/${repository}/blobs/uploads/?digest=${digest}`, payload: blob, headers: { 'content-type': 'application/octet-stream' } });
   return put.statusCode === 201;
 }
 
 async function putManifest(target: Target, repository: string, reference: string, body: Buffer, mediaType: string): Promise<LightMyRequestResponse> {
-  return send(target, { method: 'PUT', url: `/v2/${repository}/manifests/${reference}`, payload: body, headers: { 'content-type': mediaType } });
+  return target.request({ method: 'PUT', url: `/v2/${repository}/manifests/${reference}`, payload: body, headers: { 'content-type': mediaType } });
 }
 
 /** Runs every client to the end (see `keepGoing`), merging what they were told into `model` as they go. */
 export async function runClients(target: Target, options: TortureOptions, model: TortureModel, keepGoing: () => boolean = () => false): Promise<void> {
   const count = (operation: string) => (model.operations[operation] = (model.operations[operation] ?? 0) + 1);
+  // Requests still refused after half a minute of retries: a window that never lets a write through.
+  const registry = retrying(target, () => count('gave up'));
   const client = async (id: number) => {
     const random = seededRandom(options.seed * 7919 + id);
     const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;
@@ -102,7 +119,7 @@ export async function runClients(target: Target, options: TortureOptions, model:
         const layers = Array.from({ length: 1 + Math.floor(random() * 3) }, () => layer(Math.floor(random() * options.layerPool)));
         const config = Buffer.from(JSON.stringify({ client: id, op, seed: options.seed }));
         let ready = true;
-        for (const blob of [config, ...layers]) ready = (await ensureBlob(target, repository, blob, others, random)) && ready;
+        for (const blob of [config, ...layers]) ready = (await ensureBlob(registry, repository, blob, others, random)) && ready;
         if (!ready) continue;
         const manifest = Buffer.from(
           JSON.stringify({
@@ -112,7 +129,7 @@ export async function runClients(target: Target, options: TortureOptions, model:
             layers: layers.map((blob) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(blob), size: blob.length })),
           }),
         );
-        const response = await putManifest(target, repository, tag, manifest, OCI_MANIFEST);
+        const response = await putManifest(registry, repository, tag, manifest, OCI_MANIFEST);
         if (response.statusCode === 201) {
           setTag(key, sha256(manifest));
           mine.push({ repository, digest: sha256(manifest) });
@@ -124,7 +141,7 @@ export async function runClients(target: Target, options: TortureOptions, model:
           JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: children.map((child) => ({ mediaType: OCI_MANIFEST, digest: child.digest, size: 0 })) }),
         );
         // Children sizes are not checked against the store by the registry; the digests are.
-        const response = await putManifest(target, repository, tag, index, OCI_INDEX);
+        const response = await putManifest(registry, repository, tag, index, OCI_INDEX);
         if (response.statusCode === 201) {
           setTag(key, sha256(index));
           count('index');
@@ -132,7 +149,7 @@ export async function runClients(target: Target, options: TortureOptions, model:
       } else if (draw < 0.72) {
         const subject = pick(ownHere);
         const artifact = layer(Math.floor(random() * options.layerPool));
-        if (!(await ensureBlob(target, repository, EMPTY, others, random)) || !(await ensureBlob(target, repository, artifact, others, random))) continue;
+        if (!(await ensureBlob(registry, repository, EMPTY, others, random)) || !(await ensureBlob(registry, repository, artifact, others, random))) continue;
         const referrer = Buffer.from(
           JSON.stringify({
             schemaVersion: 2,
@@ -144,20 +161,20 @@ export async function runClients(target: Target, options: TortureOptions, model:
             annotations: { client: String(id), op: String(op), seed: String(options.seed) },
           }),
         );
-        const response = await putManifest(target, repository, sha256(referrer), referrer, OCI_MANIFEST);
+        const response = await putManifest(registry, repository, sha256(referrer), referrer, OCI_MANIFEST);
         if (response.statusCode === 201) {
           model.referrers.push({ repository, subject: subject.digest, digest: sha256(referrer) });
           count('referrer');
         }
       } else if (draw < 0.88) {
-        const response = await send(target, { method: 'DELETE', url: `/v2/${repository}/manifests/${tag}` });
+        const response = await registry.request({ method: 'DELETE', url: `/v2/${repository}/manifests/${tag}` });
         if (response.statusCode === 202 || response.statusCode === 404) {
           model.tags.delete(key);
           count('untag');
         } else if (response.statusCode >= 500) setTag(key, null);
       } else {
         const victim = pick(ownHere);
-        const response = await send(target, { method: 'DELETE', url: `/v2/${repository}/manifests/${victim.digest}` });
+        const response = await registry.request({ method: 'DELETE', url: `/v2/${repository}/manifests/${victim.digest}` });
         model.deleted.add(`${repository}@${victim.digest}`);
         if (response.statusCode === 202 || response.statusCode === 404) {
           for (const [taggedKey, digest] of model.tags) if (digest === victim.digest) model.tags.delete(taggedKey);

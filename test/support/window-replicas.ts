@@ -12,8 +12,14 @@ import { RegistryStorage } from '../../registry/storage/registry-storage.js';
 import { OBJECT_STORE, STRONGLY_CONSISTENT } from '../../registry/storage/visibility.js';
 import { SwitchableWriteGuard } from '../../registry/write-guard.js';
 
-/** The fast timings the replicas use; a collector in the same test should use `COLLECTOR_TIMINGS`. */
-export const REPLICA_TIMINGS = { pollMs: 50, heartbeatMs: 200, drainTimeoutMs: 2000, fenceAfterMs: 3000 } as const;
+/**
+ * The fast timings the replicas use; a collector in the same test should use `COLLECTOR_TIMINGS`. The drain
+ * timeout stays above the longest wait for read-after-write lag (OBJECT_STORE, about 3.2 s), as the
+ * production default (10 s) does: a manifest push naming a blob a collection just deleted waits that long
+ * for it before it is refused, and a drain shorter than that aborts it at every window, so with collections
+ * back to back its retries would never get an answer.
+ */
+export const REPLICA_TIMINGS = { pollMs: 50, heartbeatMs: 200, drainTimeoutMs: 5000, fenceAfterMs: 3000 } as const;
 
 /** Collector settings that match REPLICA_TIMINGS. */
 export const COLLECTOR_TIMINGS = { pollMs: 20, liveAfterMs: 5000, ackTimeoutMs: 20_000, lockSettleMs: 50, markTtlMs: 10_000 } as const;
