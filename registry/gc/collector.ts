@@ -19,7 +19,7 @@ import type { StorageDriver } from '../driver/driver.js';
 import { PathNotFoundError } from '../driver/errors.js';
 import { baseName, deleteIfPresent, listIfPresent } from '../storage/links.js';
 import { gcLockPath, journalEpochRoot, journalsRoot, maintenanceMarkerPath, replicaHeartbeatPath, replicasRoot } from '../storage/paths.js';
-import { STRONGLY_CONSISTENT, type VisibilityPolicy } from '../storage/visibility.js';
+import { readUntil, STRONGLY_CONSISTENT, type VisibilityPolicy } from '../storage/visibility.js';
 import { readJournals } from './journal.js';
 import type { Heartbeat, MaintenanceMarker } from './maintenance.js';
 import {
@@ -89,19 +89,27 @@ class StoreLock {
     private readonly owner: string,
   ) {}
 
-  static async acquire(driver: StorageDriver, owner: string, ttlMs: number, settleMs: number): Promise<StoreLock> {
-    const current = await readLock(driver);
-    if (current !== undefined && current.owner !== owner && Date.now() - current.at < ttlMs) {
+  /**
+   * Takes the lock, or throws CollectionBusyError. On an eventually consistent store (`visibility`) every
+   * read that would change the outcome is looked at again for as long as the store may lag: a lock just
+   * released can still show, and one just written can still be missing. `settleMs` must be longer than twice
+   * the store's lag for two runs that both found the lock free to tell which one wrote last.
+   */
+  static async acquire(driver: StorageDriver, owner: string, options: { ttlMs: number; settleMs: number; visibility: VisibilityPolicy }): Promise<StoreLock> {
+    const { ttlMs, visibility } = options;
+    const heldByOther = (seen: LockRecord | undefined) => seen !== undefined && seen.owner !== owner && Date.now() - seen.at < ttlMs;
+    const current = await readUntil(visibility, () => readLock(driver), (seen) => !heldByOther(seen));
+    if (current !== undefined && heldByOther(current)) {
       throw new CollectionBusyError(`another garbage collection (${current.owner}) holds the store's lock since ${new Date(current.at).toISOString()}`);
     }
     const lock = new StoreLock(driver, owner);
     await lock.write();
     // Two runs that both found the lock free both wrote it: after a pause, only the last writer still sees itself.
-    await sleep(settleMs);
-    const after = await readLock(driver);
+    await sleep(options.settleMs);
+    const after = await readUntil(visibility, () => readLock(driver), (seen) => seen !== undefined);
     if (after?.owner !== owner) throw new CollectionBusyError(`another garbage collection (${after?.owner ?? 'unknown'}) took the store's lock`);
     lock.timer = setInterval(() => {
-      readLock(driver).then(
+      readUntil(visibility, () => readLock(driver), (seen) => seen?.owner === owner).then(
         async (seen) => {
           if (seen?.owner === owner) await lock.write();
           else lock.lost = true;
@@ -162,7 +170,11 @@ export async function runCollection(driver: StorageDriver, options: CollectOptio
   if (options.dryRun) return { ...(await collect(driver, options)), readOnlyWindowSeconds: 0, remarked: 0, replicas: 0 };
   const progress = options.progress ?? (() => undefined);
   const owner = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
-  const lock = await StoreLock.acquire(driver, owner, options.lockTtlMs ?? 60_000, options.lockSettleMs ?? 1000);
+  const lock = await StoreLock.acquire(driver, owner, {
+    ttlMs: options.lockTtlMs ?? 60_000,
+    settleMs: options.lockSettleMs ?? 1000,
+    visibility: options.visibility ?? STRONGLY_CONSISTENT,
+  });
   const epoch = `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
   const liveAfterMs = options.liveAfterMs ?? 15_000;
   const markTtlMs = options.markTtlMs ?? 60_000;
