@@ -6,7 +6,6 @@
  * ServiceAccount is held to its RBAC rules. There are no controllers, scheduler or kubelet: objects are
  * stored and validated, never run.
  */
-import type { ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
@@ -14,7 +13,7 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { runChecked, spawnPeer, stopProcess, tailFile, waitUntil } from './processes.js';
+import { ManagedProcess, runChecked } from './processes.js';
 import { freePort, toolPath } from './tools.js';
 
 /** The Service CIDR the API server allocates ClusterIPs from (its first address is the `kubernetes` Service). */
@@ -215,51 +214,6 @@ class AdminClient {
   }
 }
 
-/** One server process with fixed arguments that can be started again after it stops. */
-class ServerProcess {
-  private child: ChildProcess | undefined;
-
-  constructor(
-    private readonly what: string,
-    private readonly binary: string,
-    private readonly args: readonly string[],
-    private readonly log: WriteStream,
-    private readonly logFile: string,
-    private readonly ready: () => Promise<boolean>,
-    private readonly timeoutMs: number,
-  ) {}
-
-  /** Spawns the process and resolves once `ready()` is true; rejects (with the log's tail) if it exits first or times out, and then stops it. */
-  async start(): Promise<void> {
-    if (this.child) throw new Error(`${this.what} is already running`);
-    const { child, spawnError } = spawnPeer(this.binary, this.args, childEnv(), ['ignore', this.log, this.log]);
-    this.child = child;
-    try {
-      await waitUntil(
-        async () => {
-          const failed = spawnError();
-          if (failed) throw failed;
-          if (child.exitCode !== null || child.signalCode !== null) {
-            throw new Error(`${this.what} exited (${String(child.exitCode ?? child.signalCode)}) before it was ready:\n${await tailFile(this.logFile)}`);
-          }
-          return await this.ready();
-        },
-        { timeoutMs: this.timeoutMs, intervalMs: 200, what: this.what, describe: () => tailFile(this.logFile) },
-      );
-    } catch (err) {
-      await this.stop();
-      throw err;
-    }
-  }
-
-  async stop(): Promise<void> {
-    const child = this.child;
-    if (!child) return;
-    await stopProcess(child, 30_000);
-    this.child = undefined;
-  }
-}
-
 /** True when `err` says a port was taken (between freePort() and bind). */
 function isAddressInUse(err: unknown): boolean {
   return err instanceof Error && /address already in use/i.test(err.message);
@@ -305,8 +259,8 @@ export async function startKubeApiServer(opts: KubeOptions = {}): Promise<Runnin
   const etcdLogFile = join(workDir, 'etcd.log');
   const apiServerLogFile = join(workDir, 'kube-apiserver.log');
   const logs: WriteStream[] = [];
-  let etcd: ServerProcess | undefined;
-  let apiServer: ServerProcess | undefined;
+  let etcd: ManagedProcess | undefined;
+  let apiServer: ManagedProcess | undefined;
   const cleanUp = async (): Promise<void> => {
     await apiServer?.stop();
     await etcd?.stop();
@@ -336,7 +290,18 @@ export async function startKubeApiServer(opts: KubeOptions = {}): Promise<Runnin
         `--initial-cluster=default=${peerUrl}`,
         '--unsafe-no-fsync=true',
       ];
-      return new ServerProcess(`etcd on ${endpoint}`, etcdBinary, args, etcdLog, etcdLogFile, async () => await etcdHealthy(endpoint), 30_000);
+      return new ManagedProcess({
+        what: `etcd on ${endpoint}`,
+        binary: etcdBinary,
+        args: () => args,
+        env: childEnv(),
+        log: etcdLog,
+        logFile: etcdLogFile,
+        ready: async () => await etcdHealthy(endpoint),
+        timeoutMs: 30_000,
+        intervalMs: 200,
+        stopGraceMs: 30_000,
+      });
     });
 
     const apiServerLog = await openLog(apiServerLogFile);
@@ -369,7 +334,18 @@ export async function startKubeApiServer(opts: KubeOptions = {}): Promise<Runnin
         '--allow-privileged=true',
         ...(opts.apiServerArgs ?? []),
       ];
-      return new ServerProcess(`kube-apiserver on ${server}`, apiServerBinary, args, apiServerLog, apiServerLogFile, async () => await apiServerReady(client), 120_000);
+      return new ManagedProcess({
+        what: `kube-apiserver on ${server}`,
+        binary: apiServerBinary,
+        args: () => args,
+        env: childEnv(),
+        log: apiServerLog,
+        logFile: apiServerLogFile,
+        ready: async () => await apiServerReady(client),
+        timeoutMs: 120_000,
+        intervalMs: 200,
+        stopGraceMs: 30_000,
+      });
     });
     if (admin === undefined) throw new Error('kube-apiserver started without a client');
     const adminClient = admin;

@@ -2,7 +2,6 @@
  * Starts MinIO (built from its Go module by install.sh), the real S3 server the S3 tests run against,
  * and reads how many S3 requests of each kind it has served.
  */
-import type { ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { once } from 'node:events';
@@ -10,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { spawnPeer, stopProcess, tailFile, waitUntilExited, waitUntil } from './processes.js';
+import { ManagedProcess } from './processes.js';
 import { freePort, toolPath } from './tools.js';
 
 /** Root credentials of every test MinIO; they only ever guard a loopback port. */
@@ -76,7 +75,8 @@ export async function startMinio(opts: MinioOptions = {}): Promise<RunningMinio>
   let lastError: Error | undefined;
   for (let attempt = 0; attempt < attempts; attempt++) {
     const port = opts.port ?? (await freePort());
-    const server = new MinioProcess(binary, dataDir, join(workDir, 'certs'), port, log, logFile);
+    const endpoint = `http://127.0.0.1:${String(port)}`;
+    const server = minioProcess(binary, dataDir, join(workDir, 'certs'), endpoint, port, log, logFile);
     try {
       await server.start();
     } catch (err) {
@@ -87,7 +87,7 @@ export async function startMinio(opts: MinioOptions = {}): Promise<RunningMinio>
     }
     let stopped: Promise<void> | undefined;
     return {
-      endpoint: server.endpoint,
+      endpoint,
       port,
       accessKey: ACCESS_KEY,
       secretKey: SECRET_KEY,
@@ -103,7 +103,7 @@ export async function startMinio(opts: MinioOptions = {}): Promise<RunningMinio>
         await stopped;
       },
       restart: async () => {
-        if (stopped) throw new Error(`MinIO on ${server.endpoint} was stopped; start a new one`);
+        if (stopped) throw new Error(`MinIO on ${endpoint} was stopped; start a new one`);
         await server.stop();
         await server.start();
       },
@@ -119,79 +119,38 @@ export async function startMinio(opts: MinioOptions = {}): Promise<RunningMinio>
 }
 
 /** One MinIO server on a fixed port and data dir that can be started again after it stops. */
-class MinioProcess {
-  readonly endpoint: string;
-  private child: ChildProcess | undefined;
-
-  constructor(
-    private readonly binary: string,
-    private readonly dataDir: string,
-    private readonly certsDir: string,
-    private readonly port: number,
-    private readonly log: WriteStream,
-    private readonly logFile: string,
-  ) {
-    this.endpoint = `http://127.0.0.1:${String(port)}`;
-  }
-
-  async start(): Promise<void> {
-    if (this.child) throw new Error(`MinIO on ${this.endpoint} is already running`);
-    // The console is off (MINIO_BROWSER), but MinIO still takes a console address: keep it on loopback too.
-    const consolePort = await freePort();
-    const args = [
+function minioProcess(binary: string, dataDir: string, certsDir: string, endpoint: string, port: number, log: WriteStream, logFile: string): ManagedProcess {
+  return new ManagedProcess({
+    what: `MinIO on ${endpoint}`,
+    binary,
+    args: async () => [
       'server',
-      this.dataDir,
+      dataDir,
       '--address',
-      `127.0.0.1:${String(this.port)}`,
+      `127.0.0.1:${String(port)}`,
+      // The console is off (MINIO_BROWSER), but MinIO still takes a console address: keep it on loopback too.
       '--console-address',
-      `127.0.0.1:${String(consolePort)}`,
+      `127.0.0.1:${String(await freePort())}`,
       // Otherwise MinIO creates ~/.minio/certs.
       '--certs-dir',
-      this.certsDir,
-    ];
-    const { child, spawnError } = spawnPeer(this.binary, args, minioEnv(), ['ignore', this.log, this.log]);
-    this.child = child;
-    try {
-      await waitUntil(
-        async () => {
-          const failed = spawnError();
-          if (failed) throw failed;
-          if (child.exitCode !== null || child.signalCode !== null) {
-            throw new Error(`MinIO exited (${String(child.exitCode ?? child.signalCode)}) before it was ready:\n${await tailFile(this.logFile)}`);
-          }
-          try {
-            const res = await fetch(`${this.endpoint}/minio/health/live`, { signal: AbortSignal.timeout(2_000) });
-            await res.body?.cancel();
-            // Live answers 200 before the object layer is up, saying so in this header.
-            return res.status === 200 && res.headers.get('x-minio-server-status') !== 'offline';
-          } catch {
-            return false;
-          }
-        },
-        { timeoutMs: 60_000, what: `MinIO on ${this.endpoint}`, describe: () => tailFile(this.logFile) },
-      );
-    } catch (err) {
-      await this.stop();
-      throw err;
-    }
-  }
-
-  async stop(): Promise<void> {
-    const child = this.child;
-    if (!child) return;
-    await stopProcess(child, 15_000);
-    this.child = undefined;
-  }
-
-  async kill(): Promise<void> {
-    const child = this.child;
-    if (!child) return;
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await waitUntilExited(child, 10_000);
-    }
-    this.child = undefined;
-  }
+      certsDir,
+    ],
+    env: minioEnv(),
+    log,
+    logFile,
+    ready: async () => {
+      try {
+        const res = await fetch(`${endpoint}/minio/health/live`, { signal: AbortSignal.timeout(2_000) });
+        await res.body?.cancel();
+        // Live answers 200 before the object layer is up, saying so in this header.
+        return res.status === 200 && res.headers.get('x-minio-server-status') !== 'offline';
+      } catch {
+        return false;
+      }
+    },
+    timeoutMs: 60_000,
+    stopGraceMs: 15_000,
+  });
 }
 
 /** An S3 client for `minio` (path-style, its root credentials); the caller destroys it. */

@@ -1,7 +1,9 @@
 /**
- * Small process helpers shared by the tools that start real peers (dockerd, Distribution, the conformance suite).
+ * Small process helpers shared by the tools that start real peers (dockerd, Distribution, MinIO, etcd and
+ * kube-apiserver, the conformance suite).
  */
 import { execFile, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import type { WriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -132,4 +134,73 @@ export function spawnPeer(file: string, args: readonly string[], env: NodeJS.Pro
     error = err;
   });
   return { child, spawnError: () => error };
+}
+
+/** Settings of a `ManagedProcess`. */
+export interface ManagedProcessOptions {
+  /** Names the process in errors, e.g. `etcd on http://127.0.0.1:2379`. */
+  readonly what: string;
+  readonly binary: string;
+  /** The arguments, worked out again at every start (a restart may need a fresh port). */
+  readonly args: () => readonly string[] | Promise<readonly string[]>;
+  readonly env: NodeJS.ProcessEnv;
+  /** Where stdout and stderr go, and the file behind it, whose tail explains a failed start. */
+  readonly log: WriteStream;
+  readonly logFile: string;
+  /** Resolves true once the process serves. */
+  readonly ready: () => Promise<boolean>;
+  readonly timeoutMs: number;
+  readonly intervalMs?: number;
+  /** How long SIGTERM is given before SIGKILL. */
+  readonly stopGraceMs: number;
+}
+
+/** One long-running server process that can be started again after it stops or is killed. */
+export class ManagedProcess {
+  private child: ChildProcess | undefined;
+
+  constructor(private readonly options: ManagedProcessOptions) {}
+
+  /** Spawns the process and resolves once `ready()` is true; rejects (with the log's tail) if it exits first or times out, and then stops it. */
+  async start(): Promise<void> {
+    const { what, logFile } = this.options;
+    if (this.child) throw new Error(`${what} is already running`);
+    const { child, spawnError } = spawnPeer(this.options.binary, await this.options.args(), this.options.env, ['ignore', this.options.log, this.options.log]);
+    this.child = child;
+    try {
+      await waitUntil(
+        async () => {
+          const failed = spawnError();
+          if (failed) throw failed;
+          if (child.exitCode !== null || child.signalCode !== null) {
+            throw new Error(`${what} exited (${String(child.exitCode ?? child.signalCode)}) before it was ready:\n${await tailFile(logFile)}`);
+          }
+          return await this.options.ready();
+        },
+        { timeoutMs: this.options.timeoutMs, intervalMs: this.options.intervalMs ?? 100, what, describe: () => tailFile(logFile) },
+      );
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  /** SIGTERM, then SIGKILL after the grace period; resolves once it has exited. */
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    await stopProcess(child, this.options.stopGraceMs);
+    this.child = undefined;
+  }
+
+  /** SIGKILL (no clean shutdown); resolves once it has exited. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await waitUntilExited(child, 10_000);
+    }
+    this.child = undefined;
+  }
 }
