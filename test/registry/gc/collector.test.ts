@@ -134,7 +134,11 @@ describe('berth-registry gc beside serving replicas', () => {
       // The stuck replica never acknowledges: the collector sits inside its window until we kill it.
       const inWindow = async () => ((await readFile(markerPath(), 'utf8').catch(() => '{}')) as string).includes('"phase":"window"');
       await waitUntil(inWindow, { timeoutMs: 20_000, what: 'the window to open' });
-      await waitUntil(async () => (await startUpload(replica(0))).status === 503, { timeoutMs: 5000, what: 'the replica to refuse writes' });
+      // Each replica sees the window on its own next look at the marker (within about 100 ms, later under load).
+      await waitUntil(async () => (await startUpload(replica(0))).status === 503 && (await startUpload(replica(1))).status === 503, {
+        timeoutMs: 5000,
+        what: 'both replicas to refuse writes',
+      });
       const refusedAt = performance.now();
       const refused = await startUpload(replica(1));
       expect(refused.status).toBe(503);
