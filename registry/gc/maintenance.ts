@@ -1,7 +1,8 @@
 /**
  * The replica's side of garbage collection (DESIGN.md §2). Every replica polls the maintenance marker in
  * the shared store (every second, ten times a second while a collection runs) and heartbeats into it. While a collection marks (`phase: 'mark'`), the replica journals
- * every write that can make content reachable. When the window opens (`phase: 'window'`, a new epoch) it
+ * every write that can make content reachable, and reports journaling once the writes that began before it
+ * have ended (or been stopped after the drain timeout), so that none lands behind the mark unrecorded. When the window opens (`phase: 'window'`, a new epoch) it
  * refuses new writes (503 with Retry-After), lets the writes in flight finish (aborting those still running
  * after the drain timeout), stores the rest of its journal, and acknowledges the epoch in its heartbeat. It
  * writes again when the marker is gone, or when the window's time-to-live has passed on its own monotonic
@@ -73,6 +74,8 @@ export class MaintenanceWatcher implements WriteGuard {
   private marking: { epoch: string; renewal: number; seenAt: number; ttlMs: number } | undefined;
   private readonly expired = new Set<string>();
   private acked: { epoch: string; journal: JournalState | undefined } | undefined;
+  /** The epoch whose journaling has been reported: every write from before it had ended. */
+  private journalReported: string | undefined;
   private readonly inFlight = new Set<AbortController>();
   private timer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
@@ -233,8 +236,23 @@ export class MaintenanceWatcher implements WriteGuard {
     }
     const starting = this.marking?.epoch !== marker.epoch;
     this.marking = { epoch: marker.epoch, renewal, seenAt: this.now(), ttlMs: marker.ttlSeconds * 1000 };
+    // Writes that began before this point recorded nothing for the collection, and may still write.
+    const earlier = starting ? [...this.inFlight] : [];
     this.journal.begin(marker.epoch);
-    if (starting) await this.heartbeat();
+    if (starting) void this.reportJournaling(marker.epoch, earlier);
+  }
+
+  /**
+   * Reports journaling for `epoch` once the writes that began before it have ended: the collection marks as
+   * soon as every replica reports, and such a write could otherwise land behind its mark, unjournaled. Not
+   * awaited by the poll, which keeps following the marker meanwhile.
+   */
+  private async reportJournaling(epoch: string, earlier: readonly AbortController[]): Promise<void> {
+    await this.finish(earlier);
+    while (this.stillRunning(earlier) && this.marking?.epoch === epoch && !this.stopped) await new Promise((resolve) => setTimeout(resolve, 100));
+    if (this.marking?.epoch !== epoch || this.stopped) return;
+    this.journalReported = epoch;
+    await this.heartbeat().catch(() => undefined);
   }
 
   private endMarking(): void {
@@ -243,20 +261,31 @@ export class MaintenanceWatcher implements WriteGuard {
     this.journal.end();
   }
 
-  /**
-   * Waits for the writes in flight to end, aborting those still running after the drain timeout, then gives
-   * the aborted ones a moment to unwind. Bounded either way: one that does not end keeps the window
-   * unacknowledged (see `acknowledge`), it does not stop the replica from following the marker.
-   */
+  /** Lets the writes in flight end before acknowledging a window (see `finish`). */
   private async drain(): Promise<void> {
-    // Real time, not the TTL clock: the drain is a wait of this process, however the TTL is measured.
+    await this.finish([...this.inFlight]);
+  }
+
+  /**
+   * Waits for `writes` to end, aborting those still running after the drain timeout, then gives the aborted
+   * ones a moment to unwind. Bounded either way: the caller checks `stillRunning` and keeps its promise
+   * (journaling reported, a window acknowledged) until they have ended; it does not stop following the marker.
+   */
+  private async finish(writes: readonly AbortController[]): Promise<void> {
+    // Real time, not the TTL clock: this is a wait of this process, however the TTL is measured.
     const settle = async (ms: number) => {
       const deadline = performance.now() + ms;
-      while (this.inFlight.size > 0 && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      while (this.stillRunning(writes) && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     };
     await settle(this.options.drainTimeoutMs ?? 10_000);
-    for (const controller of this.inFlight) controller.abort(new UnavailableError('the write was stopped for maintenance; retry it', { retryAfterSeconds: 5 }));
+    for (const controller of writes) {
+      if (this.inFlight.has(controller)) controller.abort(new UnavailableError('the write was stopped for maintenance; retry it', { retryAfterSeconds: 5 }));
+    }
     await settle(ABORT_GRACE_MS);
+  }
+
+  private stillRunning(writes: readonly AbortController[]): boolean {
+    return writes.some((controller) => this.inFlight.has(controller));
   }
 
   private expireIfDue(): void {
@@ -269,8 +298,10 @@ export class MaintenanceWatcher implements WriteGuard {
   }
 
   private async heartbeat(): Promise<void> {
-    // After acknowledging a window, the journal it stored is reported with the acknowledgement.
-    const journal = this.journal.state ?? this.acked?.journal;
+    // Journaling is reported once the writes from before it have ended; after acknowledging a window, the
+    // journal it stored is reported with the acknowledgement.
+    const journaling = this.journal.state;
+    const journal = (journaling !== undefined && journaling.epoch === this.journalReported ? journaling : undefined) ?? this.acked?.journal;
     const beat: Heartbeat = {
       id: this.options.replicaId,
       at: Date.now(),

@@ -4,13 +4,17 @@ import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BaseDriver } from '../../../registry/driver/base.js';
 import { InMemoryDriver } from '../../../registry/driver/inmemory/inmemory-driver.js';
+import { runCollection } from '../../../registry/gc/collector.js';
 import { MaintenanceWatcher, type Heartbeat } from '../../../registry/gc/maintenance.js';
 import { createRegistryMetrics } from '../../../registry/metrics.js';
 import { buildServer } from '../../../registry/server.js';
-import { maintenanceMarkerPath, replicaHeartbeatPath } from '../../../registry/storage/paths.js';
+import type { Digest } from '../../../registry/storage/digest.js';
+import { blobDataPath, maintenanceMarkerPath, replicaHeartbeatPath } from '../../../registry/storage/paths.js';
 import { RegistryStorage } from '../../../registry/storage/registry-storage.js';
 import { SwitchableWriteGuard } from '../../../registry/write-guard.js';
-import { errorCode, pushImage, randomBlob, sha256 } from '../../support/test-registry.js';
+import { errorCode, imageManifest, pushImage, randomBlob, sha256 } from '../../support/test-registry.js';
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
 describe('a replica during a garbage-collection window', () => {
   let driver: BaseDriver;
@@ -147,6 +151,73 @@ describe('a replica whose journal cannot be stored when the window opens', () =>
       expect(acknowledged.ackEpoch).toBe('e9');
       expect(acknowledged.journal).toEqual({ epoch: 'e9', batches: 2 });
     } finally {
+      await watcher.stop();
+      await app.close();
+    }
+  });
+});
+
+describe('a write that began before its replica started journaling for a collection', () => {
+  it('is finished or stopped before the replica reports journaling, so the collection cannot mark around it', async () => {
+    // The manifest's first write waits at this gate, after the push recorded it (unjournaled: no collection yet).
+    let hit: () => void = () => undefined;
+    const reached = new Promise<void>((resolve) => (hit = resolve));
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let gated: string | undefined;
+    class GatedDriver extends BaseDriver {
+      override async putContent(path: string, content: Uint8Array, signal?: AbortSignal): Promise<void> {
+        if (path === gated) {
+          gated = undefined;
+          hit();
+          await new Promise<void>((resolve, reject) => {
+            void released.then(resolve);
+            signal?.addEventListener('abort', () => reject(signal.reason as Error), { once: true });
+          });
+        }
+        return super.putContent(path, content, signal);
+      }
+    }
+    const driver = new GatedDriver(new InMemoryDriver());
+    const watcher = new MaintenanceWatcher(driver, new SwitchableWriteGuard(false), { replicaId: 'r5', pollMs: 20, activePollMs: 20, heartbeatMs: 100, drainTimeoutMs: 300, fenceAfterMs: Number.POSITIVE_INFINITY });
+    await watcher.start();
+    const app = await buildServer({ storage: new RegistryStorage(driver, { journal: watcher.journal }), metrics: createRegistryMetrics(), writeGuard: watcher, deleteEnabled: true, redirect: false, accessLog: false });
+    try {
+      const config = randomBlob(100);
+      const layer = randomBlob(2000);
+      for (const blob of [config, layer]) {
+        expect((await app.inject({ method: 'POST', url: `/v2/app/blobs/uploads/?digest=${sha256(blob)}`, payload: blob, headers: { 'content-type': 'application/octet-stream' } })).statusCode).toBe(201);
+      }
+      const manifest = imageManifest(config, [layer]);
+      gated = blobDataPath(sha256(manifest) as Digest);
+      const push = app.inject({ method: 'PUT', url: '/v2/app/manifests/v1', payload: manifest, headers: { 'content-type': OCI_MANIFEST } });
+      await reached;
+      // The collection marks while the push is held; right after its mark the push may go on.
+      const result = await runCollection(driver, {
+        deleteUntagged: false,
+        dryRun: false,
+        gracePeriodMs: 0,
+        readOnlyTimeoutMs: 30_000,
+        pollMs: 20,
+        lockSettleMs: 0,
+        ackTimeoutMs: 10_000,
+        pace: async (step) => {
+          if (step !== 'marked') return;
+          release();
+          await push;
+        },
+      });
+      const pushed = await push;
+      if (pushed.statusCode === 201) {
+        // Had it been let through unjournaled, the collection would have deleted its blobs.
+        for (const blob of [config, layer]) expect((await app.inject({ method: 'GET', url: `/v2/app/blobs/${sha256(blob)}` })).statusCode, sha256(blob)).toBe(200);
+      }
+      // Held past the drain timeout, it is stopped with a retryable error, and the collection goes ahead.
+      expect(pushed.statusCode, pushed.body).toBe(503);
+      expect(errorCode(pushed.body)).toBe('UNAVAILABLE');
+      expect(result.blobsDeleted.length).toBe(2);
+    } finally {
+      release();
       await watcher.stop();
       await app.close();
     }
