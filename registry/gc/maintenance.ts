@@ -1,12 +1,14 @@
 /**
  * The replica's side of garbage collection (DESIGN.md §2). Every replica polls the maintenance marker in
- * the shared store (every second, ten times a second while a collection runs) and heartbeats into it. While a collection marks (`phase: 'mark'`), the replica journals
- * every write that can make content reachable, and reports journaling once the writes that began before it
- * have ended (or been stopped after the drain timeout), so that none lands behind the mark unrecorded. When the window opens (`phase: 'window'`, a new epoch) it
- * refuses new writes (503 with Retry-After), lets the writes in flight finish (aborting those still running
- * after the drain timeout), stores the rest of its journal, and acknowledges the epoch in its heartbeat. It
- * writes again when the marker is gone, or when the window's time-to-live has passed on its own monotonic
- * clock since it first saw it (so a collector that died cannot leave the registry read-only).
+ * the shared store (every second, ten times a second while a collection runs) and heartbeats into it.
+ * While a collection marks (`phase: 'mark'`), the replica journals every write that can make content
+ * reachable, and reports journaling once the writes that began before it have ended (or been stopped after
+ * the drain timeout), so that none lands behind the mark unrecorded. When the window opens (`phase:
+ * 'window'`, a new epoch) it refuses new writes (503 with Retry-After), lets the writes in flight finish
+ * (aborting those still running after the drain timeout), stores the rest of its journal, and acknowledges
+ * the epoch in its heartbeat. It writes again when the marker is gone, or when the window's time-to-live has
+ * passed on its own monotonic clock since it first saw it (so a collector that died cannot leave the
+ * registry read-only).
  *
  * A replica that cannot read the marker or store its heartbeat for `fenceAfterMs` refuses writes until it
  * can again: it might be missing a window, and a collector will soon count it as gone and not wait for it.
@@ -21,7 +23,7 @@ import { ReplicaJournal, type JournalState } from './journal.js';
 /** How long one read of the marker or one heartbeat may take before it counts as failed. */
 const STORE_TIMEOUT_MS = 5000;
 
-/** How long writes aborted by a window's drain may take to unwind before the replica stops waiting for them in this poll. */
+/** How long aborted writes may take to unwind before the replica stops waiting for them (and keeps its acknowledgement or report back). */
 const ABORT_GRACE_MS = 1000;
 
 /** The marker a collector writes: first to start journaling (`mark`), then to open the window (`window`). */
@@ -197,7 +199,7 @@ export class MaintenanceWatcher implements WriteGuard {
     }
     this.active = { epoch: marker.epoch, seenAt: this.now(), ttlMs: marker.ttlSeconds * 1000 };
     this.options.onChange?.({ readOnly: true, epoch: marker.epoch, reason: marker.reason });
-    await this.drain();
+    await this.finish([...this.inFlight]);
     await this.acknowledge(marker.epoch);
   }
 
@@ -259,11 +261,6 @@ export class MaintenanceWatcher implements WriteGuard {
     if (this.marking === undefined) return;
     this.marking = undefined;
     this.journal.end();
-  }
-
-  /** Lets the writes in flight end before acknowledging a window (see `finish`). */
-  private async drain(): Promise<void> {
-    await this.finish([...this.inFlight]);
   }
 
   /**
