@@ -34,6 +34,10 @@ export class BaseDriver implements StorageDriver {
     return this.run('put_content', [path], () => this.inner.putContent(path, content, signal));
   }
 
+  putContentIfAbsent(path: string, content: Uint8Array, signal?: AbortSignal): Promise<boolean> {
+    return this.run('put_content_if_absent', [path], () => this.inner.putContentIfAbsent(path, content, signal));
+  }
+
   reader(path: string, offset = 0, length?: number, signal?: AbortSignal): Promise<Readable> {
     return this.run('reader', [path], () => this.inner.reader(path, offset, length, signal));
   }

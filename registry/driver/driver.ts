@@ -47,6 +47,12 @@ export interface StorageDriver {
   putContent(path: string, content: Uint8Array, signal?: AbortSignal): Promise<void>;
 
   /**
+   * Stores a small object like `putContent`, but only if no object is at `path`, decided atomically by the
+   * store (of two concurrent calls at most one creates it); resolves true when this call created it.
+   */
+  putContentIfAbsent(path: string, content: Uint8Array, signal?: AbortSignal): Promise<boolean>;
+
+  /**
    * Opens a stream over an object's bytes from `offset`, for at most `length` bytes (to the end if absent).
    * Throws PathNotFoundError if there is no object, InvalidOffsetError if `offset` is past its end.
    */

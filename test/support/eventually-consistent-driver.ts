@@ -138,6 +138,12 @@ export class EventuallyConsistentDriver implements StorageDriver {
     await this.inner.putContent(path, content, signal);
   }
 
+  async putContentIfAbsent(path: string, content: Uint8Array, signal?: AbortSignal): Promise<boolean> {
+    // Decided by the inner store, which sees the truth (as S3 decides a conditional write), not by a lagging read.
+    await this.shadow(path);
+    return this.inner.putContentIfAbsent(path, content, signal);
+  }
+
   async reader(path: string, offset = 0, length?: number, signal?: AbortSignal): Promise<Readable> {
     const shadow = this.activeShadow(path);
     if (shadow === undefined) return this.inner.reader(path, offset, length, signal);

@@ -14,7 +14,7 @@ import {
   stat as statCallback,
   type BigIntStats,
 } from 'node:fs';
-import { lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { link, lstat, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -139,6 +139,29 @@ export class FilesystemDriver implements StorageDriver {
     } catch (error) {
       await rm(temporary, { force: true });
       throw error;
+    }
+  }
+
+  async putContentIfAbsent(path: string, content: Uint8Array): Promise<boolean> {
+    const target = this.full(path);
+    await mkdir(dirname(target), { recursive: true });
+    const temporary = `${target}.${randomUUID()}.tmp`;
+    const handle = await open(temporary, 'w');
+    try {
+      await handle.writeFile(content);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    try {
+      // link(2) fails when the target exists: the check and the creation are one step, and the content is whole.
+      await link(temporary, target);
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw error;
+    } finally {
+      await rm(temporary, { force: true });
     }
   }
 

@@ -80,6 +80,14 @@ export class InMemoryDriver implements StorageDriver {
     this.setFile(path, [copy], copy.length);
   }
 
+  async putContentIfAbsent(path: string, content: Uint8Array): Promise<boolean> {
+    // Checked and set without yielding: concurrent calls cannot interleave.
+    if (this.find(path) !== undefined) return false;
+    const copy = Buffer.from(content);
+    this.setFile(path, [copy], copy.length);
+    return true;
+  }
+
   async reader(path: string, offset = 0, length?: number): Promise<Readable> {
     const node = this.file(path);
     if (offset < 0 || offset > node.size) throw new InvalidOffsetError(path, offset, NAME);

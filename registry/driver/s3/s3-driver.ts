@@ -69,6 +69,13 @@ function isNotFound(error: unknown): boolean {
   return e?.name === 'NoSuchKey' || e?.name === 'NotFound' || e?.$metadata?.httpStatusCode === 404;
 }
 
+/** A conditional write refused: the object exists (412), or another conditional write to it is in progress (409). */
+function isConditionFailed(error: unknown): boolean {
+  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } } | undefined;
+  const status = e?.$metadata?.httpStatusCode;
+  return e?.name === 'PreconditionFailed' || e?.name === 'ConditionalRequestConflict' || status === 412 || status === 409;
+}
+
 function isInvalidRange(error: unknown): boolean {
   const e = error as { name?: string; $metadata?: { httpStatusCode?: number } } | undefined;
   return e?.name === 'InvalidRange' || e?.$metadata?.httpStatusCode === 416;
@@ -134,6 +141,20 @@ export class S3Driver implements StorageDriver {
       new PutObjectCommand({ Bucket: this.bucket, Key: this.key(path), Body: content, ContentLength: content.length }),
       { abortSignal: signal },
     );
+  }
+
+  async putContentIfAbsent(path: string, content: Uint8Array, signal?: AbortSignal): Promise<boolean> {
+    try {
+      // S3's conditional write (If-None-Match: *), also in MinIO; a store that ignores the header overwrites.
+      await this.client.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key: this.key(path), Body: content, ContentLength: content.length, IfNoneMatch: '*' }),
+        { abortSignal: signal },
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailed(error)) return false;
+      throw error;
+    }
   }
 
   async reader(path: string, offset = 0, length?: number, signal?: AbortSignal): Promise<Readable> {

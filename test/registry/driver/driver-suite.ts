@@ -211,6 +211,19 @@ export function runDriverSuite(label: string, create: () => Promise<DriverFixtur
       expect(values.map(String)).toContain(final);
     });
 
+    it('creates an object with putContentIfAbsent only when none is there: of concurrent calls exactly one wins', async () => {
+      const values = Array.from({ length: 10 }, (_, i) => Buffer.from(`owner-${i}`));
+      const created = await Promise.all(values.map((value) => driver.putContentIfAbsent('/lock/one', value)));
+      expect(created.filter(Boolean)).toHaveLength(1);
+      expect((await driver.getContent('/lock/one')).toString()).toBe(`owner-${created.indexOf(true)}`);
+      expect(await driver.putContentIfAbsent('/lock/one', Buffer.from('late'))).toBe(false);
+      expect((await driver.getContent('/lock/one')).toString()).toBe(`owner-${created.indexOf(true)}`);
+      await driver.delete('/lock/one');
+      expect(await driver.putContentIfAbsent('/lock/one', Buffer.from('after delete'))).toBe(true);
+      expect((await driver.getContent('/lock/one')).toString()).toBe('after delete');
+      await expect(driver.putContentIfAbsent('../escape', Buffer.from('x'))).rejects.toBeInstanceOf(InvalidPathError);
+    });
+
     it('offers no redirect URL, or a URL string', async () => {
       await driver.putContent('/r', Buffer.from('r'));
       const url = await driver.redirectURL('GET', '/r');
