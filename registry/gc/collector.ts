@@ -90,10 +90,11 @@ class StoreLock {
   ) {}
 
   /**
-   * Takes the lock, or throws CollectionBusyError. On an eventually consistent store (`visibility`) every
-   * read that would change the outcome is looked at again for as long as the store may lag: a lock just
-   * released can still show, and one just written can still be missing. `settleMs` must be longer than twice
-   * the store's lag for two runs that both found the lock free to tell which one wrote last.
+   * Takes the lock, or throws CollectionBusyError. A free lock is created atomically by the store; a stale
+   * one is overwritten, and `settleMs` later only the last writer still sees itself (it must be longer than
+   * twice the store's lag for two runs taking over one stale lock at once). On an eventually consistent store
+   * (`visibility`) every read that would change the outcome is looked at again for as long as the store may
+   * lag: a lock just released can still show, and one just written can still be missing.
    */
   static async acquire(driver: StorageDriver, owner: string, options: { ttlMs: number; settleMs: number; visibility: VisibilityPolicy }): Promise<StoreLock> {
     const { ttlMs, visibility } = options;
@@ -103,8 +104,14 @@ class StoreLock {
       throw new CollectionBusyError(`another garbage collection (${current.owner}) holds the store's lock since ${new Date(current.at).toISOString()}`);
     }
     const lock = new StoreLock(driver, owner);
-    await lock.write();
-    // Two runs that both found the lock free both wrote it: after a pause, only the last writer still sees itself.
+    if (current === undefined) {
+      // A free lock is taken with a create the store decides atomically: of two runs, one gets it.
+      if (!(await driver.putContentIfAbsent(gcLockPath(), lock.record()))) throw new CollectionBusyError("another garbage collection took the store's lock");
+    } else {
+      // A stale lock (its run stopped renewing it) is overwritten: after a pause, only the last writer still sees itself.
+      await lock.write();
+    }
+    // Read back after a pause as well: a store that ignores the create's condition still gets the last-writer check.
     await sleep(options.settleMs);
     const after = await readUntil(visibility, () => readLock(driver), (seen) => seen !== undefined);
     if (after?.owner !== owner) throw new CollectionBusyError(`another garbage collection (${after?.owner ?? 'unknown'}) took the store's lock`);
@@ -121,9 +128,13 @@ class StoreLock {
     return lock;
   }
 
-  private async write(): Promise<void> {
+  private record(): Buffer {
     const record: LockRecord = { owner: this.owner, at: Date.now() };
-    await this.driver.putContent(gcLockPath(), Buffer.from(JSON.stringify(record)));
+    return Buffer.from(JSON.stringify(record));
+  }
+
+  private async write(): Promise<void> {
+    await this.driver.putContent(gcLockPath(), this.record());
   }
 
   /** Throws when another run has taken the lock over. */

@@ -43,4 +43,26 @@ describe("the store's garbage-collection lock on an eventually consistent store"
     expect(results[1].status).toBe('rejected');
     expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(CollectionBusyError);
   });
+
+  it('lets only one of two collections starting together run, even when one write of the lock lands late', async () => {
+    // The second write of the lock reaches the store after the first run's read-back pause: read-back alone
+    // would let both runs think they hold it; the store's atomic create does not.
+    let lockWrites = 0;
+    const late = <T>(path: string, write: () => Promise<T>): Promise<T> =>
+      path.endsWith('/_berth/gc-lock') && ++lockWrites === 2 ? sleep(300).then(write) : write();
+    class LateSecondLockWrite extends BaseDriver {
+      override putContent(path: string, content: Uint8Array, signal?: AbortSignal): Promise<void> {
+        return late(path, () => super.putContent(path, content, signal));
+      }
+      override putContentIfAbsent(path: string, content: Uint8Array, signal?: AbortSignal): Promise<boolean> {
+        return late(path, () => super.putContentIfAbsent(path, content, signal));
+      }
+    }
+    const driver = new LateSecondLockWrite(new InMemoryDriver());
+    const collect = () =>
+      runCollection(driver, { deleteUntagged: false, dryRun: false, gracePeriodMs: 0, readOnlyTimeoutMs: 30_000, pollMs: 20, lockSettleMs: 50, pace: () => sleep(500) });
+    const results = await Promise.allSettled([collect(), collect()]);
+    expect(results.map((result) => result.status).sort()).toEqual(['fulfilled', 'rejected']);
+    expect((results.find((result) => result.status === 'rejected') as PromiseRejectedResult).reason).toBeInstanceOf(CollectionBusyError);
+  });
 });
