@@ -8,8 +8,11 @@ import type { RegistryStorage } from '../storage/registry-storage.js';
 export interface WriteGuard {
   /** Throws (UnsupportedError in read-only mode, UnavailableError during maintenance) when writes are refused. */
   assertWritable(): void;
-  /** Registers a write in flight, so a maintenance window can wait for it or abort it; `end` when done. */
-  beginWrite?(): { signal: AbortSignal; end(): void };
+  /**
+   * Registers a write in flight, so a maintenance window can wait for it or abort it; `end` when done.
+   * `requestSignal` is the signal the request's storage calls carry, by which the write is recognised.
+   */
+  beginWrite?(requestSignal?: AbortSignal): { signal: AbortSignal; end(): void };
 }
 
 /** The API's dependencies and policy. */

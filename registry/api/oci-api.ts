@@ -83,7 +83,7 @@ export async function ociApi(app: FastifyInstance, options: ApiOptions): Promise
     if (action.writes) options.writeGuard.assertWritable();
 
     const controller = new AbortController();
-    const write = action.writes ? options.writeGuard.beginWrite?.() : undefined;
+    const write = action.writes ? options.writeGuard.beginWrite?.(controller.signal) : undefined;
     write?.signal.addEventListener('abort', () => controller.abort(write.signal.reason), { once: true });
     const onClose = () => {
       write?.end();

@@ -72,8 +72,14 @@ export class ReplicaJournal implements WriteJournal {
     this.observed.clear();
   }
 
+  /** Hears of every write recorded while no collection marks (by its request's signal): nothing is stored for it. */
+  onUnjournaled: ((signal: AbortSignal) => void) | undefined;
+
   record(entry: JournalEntry, signal?: AbortSignal): Promise<void> {
-    if (this.epoch === undefined) return Promise.resolve();
+    if (this.epoch === undefined) {
+      if (signal !== undefined) this.onUnjournaled?.(signal);
+      return Promise.resolve();
+    }
     signal?.throwIfAborted();
     return new Promise<void>((resolve, reject) => {
       // A write stopped while it waits (a window's drain timeout, a client gone) fails at once; its line may

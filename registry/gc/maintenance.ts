@@ -79,6 +79,9 @@ export class MaintenanceWatcher implements WriteGuard {
   /** The epoch whose journaling has been reported: every write from before it had ended. */
   private journalReported: string | undefined;
   private readonly inFlight = new Set<AbortController>();
+  /** Writes in flight by their request's signal, and those that recorded while nothing was journaled. */
+  private readonly byRequest = new Map<AbortSignal, AbortController>();
+  private readonly unjournaled = new Set<AbortController>();
   private timer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private readonly now: () => number;
@@ -94,6 +97,10 @@ export class MaintenanceWatcher implements WriteGuard {
   ) {
     this.now = options.monotonicNow ?? (() => performance.now());
     this.journal = new ReplicaJournal(driver, options.replicaId);
+    this.journal.onUnjournaled = (signal) => {
+      const write = this.byRequest.get(signal);
+      if (write !== undefined) this.unjournaled.add(write);
+    };
     this.lastPoll = this.lastBeat = this.now();
   }
 
@@ -153,10 +160,18 @@ export class MaintenanceWatcher implements WriteGuard {
   }
 
   /** Registers a write in flight; returns its abort signal and the function that ends it. */
-  beginWrite(): { signal: AbortSignal; end(): void } {
+  beginWrite(requestSignal?: AbortSignal): { signal: AbortSignal; end(): void } {
     const controller = new AbortController();
     this.inFlight.add(controller);
-    return { signal: controller.signal, end: () => this.inFlight.delete(controller) };
+    if (requestSignal !== undefined) this.byRequest.set(requestSignal, controller);
+    return {
+      signal: controller.signal,
+      end: () => {
+        this.inFlight.delete(controller);
+        this.unjournaled.delete(controller);
+        if (requestSignal !== undefined) this.byRequest.delete(requestSignal);
+      },
+    };
   }
 
   /** Reads the marker once and acts on it. */
@@ -238,8 +253,9 @@ export class MaintenanceWatcher implements WriteGuard {
     }
     const starting = this.marking?.epoch !== marker.epoch;
     this.marking = { epoch: marker.epoch, renewal, seenAt: this.now(), ttlMs: marker.ttlSeconds * 1000 };
-    // Writes that began before this point recorded nothing for the collection, and may still write.
-    const earlier = starting ? [...this.inFlight] : [];
+    // Writes that recorded something before this point did so for no collection, and may still write it;
+    // writes that have recorded nothing yet will record for this one (an upload's bytes never do).
+    const earlier = starting ? [...this.inFlight].filter((write) => this.unjournaled.has(write)) : [];
     this.journal.begin(marker.epoch);
     if (starting) void this.reportJournaling(marker.epoch, earlier);
   }

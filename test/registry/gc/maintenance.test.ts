@@ -222,4 +222,45 @@ describe('a write that began before its replica started journaling for a collect
       await app.close();
     }
   });
+
+  it('neither waits for nor stops an upload in flight, which records nothing for the collection', async () => {
+    const driver = new BaseDriver(new InMemoryDriver());
+    const watcher = new MaintenanceWatcher(driver, new SwitchableWriteGuard(false), { replicaId: 'r6', pollMs: 20, activePollMs: 20, heartbeatMs: 100, drainTimeoutMs: 5000, fenceAfterMs: Number.POSITIVE_INFINITY });
+    await watcher.start();
+    const app = await buildServer({ storage: new RegistryStorage(driver, { journal: watcher.journal }), metrics: createRegistryMetrics(), writeGuard: watcher, deleteEnabled: true, redirect: false, accessLog: false });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as { port: number };
+    let patch: ReturnType<typeof request> | undefined;
+    try {
+      const start = await app.inject({ method: 'POST', url: '/v2/app/blobs/uploads/' });
+      // A PATCH still sending its body when the collection begins.
+      let ended = false;
+      patch = request({ host: '127.0.0.1', port, method: 'PATCH', path: start.headers['location'] as string, headers: { 'content-type': 'application/octet-stream', 'transfer-encoding': 'chunked' } }, (res) => {
+        res.resume();
+        res.on('end', () => (ended = true));
+      });
+      patch.on('error', () => undefined);
+      patch.write(Buffer.alloc(1000, 1));
+      await sleep(100);
+      await driver.putContent(maintenanceMarkerPath(), Buffer.from(JSON.stringify({ epoch: 'e6', phase: 'mark', ttlSeconds: 60, reason: 'GarbageCollection' })));
+      const reported = performance.now();
+      for (;;) {
+        const beat = await driver.getContent(replicaHeartbeatPath('r6')).then((bytes) => JSON.parse(bytes.toString()) as Heartbeat, () => undefined);
+        if (beat?.journal?.epoch === 'e6') break;
+        expect(performance.now() - reported, 'journaling reported well inside the 5 s drain timeout').toBeLessThan(2000);
+        await sleep(20);
+      }
+      // The upload goes on, and finishes.
+      expect(ended).toBe(false);
+      patch.end(Buffer.alloc(1000, 2));
+      await new Promise<void>((resolve) => patch?.once('response', () => resolve()).once('close', () => resolve()));
+      const status = await app.inject({ method: 'GET', url: start.headers['location'] as string });
+      expect(status.statusCode).toBe(204);
+      expect(status.headers['range']).toBe('0-1999');
+    } finally {
+      patch?.destroy();
+      await watcher.stop();
+      await app.close();
+    }
+  });
 });
