@@ -19,7 +19,7 @@ import type { StorageDriver } from '../driver/driver.js';
 import { PathNotFoundError } from '../driver/errors.js';
 import { baseName, deleteIfPresent, listIfPresent } from '../storage/links.js';
 import { gcLockPath, journalEpochRoot, journalsRoot, maintenanceMarkerPath, replicaHeartbeatPath, replicasRoot } from '../storage/paths.js';
-import { readUntil, STRONGLY_CONSISTENT, type VisibilityPolicy } from '../storage/visibility.js';
+import { longestWaitMs, readUntil, STRONGLY_CONSISTENT, type VisibilityPolicy } from '../storage/visibility.js';
 import { readJournals } from './journal.js';
 import type { Heartbeat, MaintenanceMarker } from './maintenance.js';
 import {
@@ -227,6 +227,13 @@ export async function runCollection(driver: StorageDriver, options: CollectOptio
     }, markTtlMs / 4);
     renewTimer.unref();
     const journaling = await waitForReplicas('start journaling', (beat) => beat.journal?.epoch === epoch);
+    // What was written before journaling began is found by the mark's listings, which on an eventually
+    // consistent store may not show it yet: wait out the store's lag first (nothing is refused meanwhile).
+    const lagMs = longestWaitMs(options.visibility ?? STRONGLY_CONSISTENT);
+    if (lagMs > 0) {
+      progress(`${journaling.length} live replica(s) journal their writes; waiting ${(lagMs / 1000).toFixed(1)} s for the store's listings to catch up`);
+      await sleep(lagMs);
+    }
     progress(`${journaling.length} live replica(s) journal their writes; marking`);
 
     const { marker, candidates, startedAt, markSeconds } = await markAndFindCandidates(driver, options);

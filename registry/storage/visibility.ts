@@ -47,3 +47,14 @@ export async function readUntil<T>(
   }
   return value;
 }
+
+/** The longest a policy waits in all (the sum of its delays): how far behind the store is taken to be, at most. */
+export function longestWaitMs(policy: VisibilityPolicy): number {
+  let total = 0;
+  let delay = policy.initialDelayMs;
+  for (let attempt = 0; attempt < policy.retries; attempt++) {
+    total += delay;
+    delay = Math.min(policy.maxDelayMs, delay * 2);
+  }
+  return total;
+}
