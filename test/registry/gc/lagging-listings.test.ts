@@ -36,4 +36,27 @@ describe('a collection on a store whose listings lag its writes', () => {
       await app.close();
     }
   });
+
+  it('keeps a manifest re-tagged a moment earlier under a new tag, with --delete-untagged (the tag does not dangle)', async () => {
+    const driver = new EventuallyConsistentDriver(new BaseDriver(new InMemoryDriver()), { seed: 6, minLagMs: 0, maxLagMs: 0, listLagMs: 300 });
+    const app = await buildServer({ storage: new RegistryStorage(driver), metrics: createRegistryMetrics(), writeGuard: new SwitchableWriteGuard(false), deleteEnabled: true, redirect: false, accessLog: false });
+    try {
+      const config = randomBlob(300);
+      const layer = randomBlob(3000);
+      for (const blob of [config, layer]) await pushBlob(app, 'lag/app', blob);
+      const manifest = imageManifest(config, [layer]);
+      const put = (tag: string) => app.inject({ method: 'PUT', url: `/v2/lag/app/manifests/${tag}`, headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, payload: manifest });
+      // Pushed under one tag, untagged, listed by now; then the same content is pushed under a new tag.
+      expect((await put('old')).statusCode).toBe(201);
+      expect((await app.inject({ method: 'DELETE', url: '/v2/lag/app/manifests/old' })).statusCode).toBe(202);
+      await sleep(400);
+      expect((await put('new')).statusCode).toBe(201);
+      const result = await runCollection(driver, { deleteUntagged: true, dryRun: false, gracePeriodMs: 0, readOnlyTimeoutMs: 30_000, pollMs: 20, lockSettleMs: 0, visibility: OBJECT_STORE });
+      expect(result.manifestsDeleted).toEqual([]);
+      const pulled = await app.inject({ method: 'GET', url: '/v2/lag/app/manifests/new', headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+      expect(pulled.statusCode).toBe(200);
+    } finally {
+      await app.close();
+    }
+  });
 });
