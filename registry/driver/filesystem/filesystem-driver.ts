@@ -124,16 +124,7 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   async putContent(path: string, content: Uint8Array): Promise<void> {
-    const target = this.full(path);
-    await mkdir(dirname(target), { recursive: true });
-    const temporary = `${target}.${randomUUID()}.tmp`;
-    const handle = await open(temporary, 'w');
-    try {
-      await handle.writeFile(content);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    const { target, temporary } = await this.writeTemporary(path, content);
     try {
       await rename(temporary, target);
     } catch (error) {
@@ -143,16 +134,7 @@ export class FilesystemDriver implements StorageDriver {
   }
 
   async putContentIfAbsent(path: string, content: Uint8Array): Promise<boolean> {
-    const target = this.full(path);
-    await mkdir(dirname(target), { recursive: true });
-    const temporary = `${target}.${randomUUID()}.tmp`;
-    const handle = await open(temporary, 'w');
-    try {
-      await handle.writeFile(content);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    const { target, temporary } = await this.writeTemporary(path, content);
     try {
       // link(2) fails when the target exists: the check and the creation are one step, and the content is whole.
       await link(temporary, target);
@@ -163,6 +145,21 @@ export class FilesystemDriver implements StorageDriver {
     } finally {
       await rm(temporary, { force: true });
     }
+  }
+
+  /** Writes `content` durably to a temporary file beside `path`'s object, ready to be put in place. */
+  private async writeTemporary(path: string, content: Uint8Array): Promise<{ target: string; temporary: string }> {
+    const target = this.full(path);
+    await mkdir(dirname(target), { recursive: true });
+    const temporary = `${target}.${randomUUID()}.tmp`;
+    const handle = await open(temporary, 'w');
+    try {
+      await handle.writeFile(content);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    return { target, temporary };
   }
 
   async reader(path: string, offset = 0, length?: number): Promise<Readable> {
