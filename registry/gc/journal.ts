@@ -45,6 +45,8 @@ export class ReplicaJournal implements WriteJournal {
   constructor(
     private readonly driver: StorageDriver,
     private readonly replicaId: string,
+    /** Hears of every write recorded while no collection marks (by its request's signal): nothing is stored for it. */
+    private readonly onUnjournaled?: (signal: AbortSignal) => void,
   ) {}
 
   /** The epoch being journaled and the batches stored, or undefined when no collection marks. */
@@ -71,9 +73,6 @@ export class ReplicaJournal implements WriteJournal {
     this.pending = [];
     this.observed.clear();
   }
-
-  /** Hears of every write recorded while no collection marks (by its request's signal): nothing is stored for it. */
-  onUnjournaled: ((signal: AbortSignal) => void) | undefined;
 
   record(entry: JournalEntry, signal?: AbortSignal): Promise<void> {
     if (this.epoch === undefined) {

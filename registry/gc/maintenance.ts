@@ -96,11 +96,10 @@ export class MaintenanceWatcher implements WriteGuard {
     private readonly options: MaintenanceOptions,
   ) {
     this.now = options.monotonicNow ?? (() => performance.now());
-    this.journal = new ReplicaJournal(driver, options.replicaId);
-    this.journal.onUnjournaled = (signal) => {
+    this.journal = new ReplicaJournal(driver, options.replicaId, (signal) => {
       const write = this.byRequest.get(signal);
       if (write !== undefined) this.unjournaled.add(write);
-    };
+    });
     this.lastPoll = this.lastBeat = this.now();
   }
 
